@@ -1,0 +1,37 @@
+# intelmq-rs: the two commands of the README, and what they need.
+#   make run   - build, then run the default pipeline on the shipped sample feeds (offline)
+#   make test  - build, then run the whole test suite
+# Both install the build prerequisites (libclang for the rocksdb crate, protoc for tonic) with
+# apt-get when they are missing.
+
+CARGO ?= cargo
+# One persistent build directory outside the clone, so RocksDB is not rebuilt for every clone.
+CARGO_TARGET_DIR ?= /var/tmp/intelmq-rs-target
+export CARGO_TARGET_DIR
+DEMO_ROOT ?= $(CURDIR)/demo-root
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test deps build clean-demo
+
+deps:
+	@missing=""; \
+	command -v protoc >/dev/null 2>&1 || missing="$$missing protobuf-compiler"; \
+	ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || missing="$$missing libclang-dev"; \
+	command -v cc >/dev/null 2>&1 || missing="$$missing build-essential"; \
+	if [ -n "$$missing" ]; then \
+		echo "make: installing build prerequisites:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(CARGO) build --release --workspace --bins
+
+run: build
+	rm -rf "$(DEMO_ROOT)" && mkdir -p "$(DEMO_ROOT)" && cp -r etc "$(DEMO_ROOT)/etc"
+	"$(CARGO_TARGET_DIR)/release/intelmq-node" --root "$(DEMO_ROOT)" --until-idle
+
+test: deps
+	$(CARGO) test --release --workspace --no-fail-fast
+
+clean-demo:
+	rm -rf "$(DEMO_ROOT)"

@@ -1,0 +1,3 @@
+//! The `intelmq.bots.collectors.file` module: collectors that read local files.
+
+pub mod collector_file;

@@ -1,0 +1,3 @@
+//! The `intelmq.bots.experts.deduplicator` module.
+
+pub mod expert;

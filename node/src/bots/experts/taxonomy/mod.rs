@@ -1,0 +1,3 @@
+//! The `intelmq.bots.experts.taxonomy` module.
+
+pub mod expert;

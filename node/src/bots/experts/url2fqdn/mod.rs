@@ -1,0 +1,3 @@
+//! The `intelmq.bots.experts.url2fqdn` module.
+
+pub mod expert;

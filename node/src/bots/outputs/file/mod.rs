@@ -1,0 +1,3 @@
+//! The `intelmq.bots.outputs.file` module.
+
+pub mod output;

@@ -1,0 +1,421 @@
+//! `node.conf`: what IntelMQ did not have. This node's id, the store and its sync setting, the
+//! control listeners and their auth, and the peers of a multi-node botnet. Optional: a missing
+//! file means [`NodeConfig::default`]. Unknown keys are refused, naming the file and the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use super::error::ConfigError;
+
+/// When the store fsyncs its write-ahead log (`store.sync`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// fsync every processing step: survives power loss.
+    Always,
+    /// Group commit: fsync at most every `sync_interval_ms`; survives a process crash (default).
+    #[default]
+    Interval,
+    /// Never fsync explicitly (the WAL is still written): survives a process crash only.
+    Never,
+}
+
+impl SyncMode {
+    fn parse(s: &str) -> Option<SyncMode> {
+        match s {
+            "always" => Some(SyncMode::Always),
+            "interval" => Some(SyncMode::Interval),
+            "never" => Some(SyncMode::Never),
+            _ => None,
+        }
+    }
+}
+
+/// `store`: the node's RocksDB database.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoreConfig {
+    /// `store.path`, default `var/lib/store` (relative paths are under the root; see
+    /// [`NodeConfig::store_path`]).
+    pub path: String,
+    /// `store.sync`, default `interval`.
+    pub sync: SyncMode,
+    /// `store.sync_interval_ms`, default 10 (the group-commit window for `interval`).
+    pub sync_interval_ms: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: "var/lib/store".to_string(),
+            sync: SyncMode::Interval,
+            sync_interval_ms: 10,
+        }
+    }
+}
+
+/// `control`: the gRPC listeners besides the always-on Unix socket `var/run/control.sock`.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct ControlConfig {
+    /// `control.tcp`, default null (no TCP listener), e.g. `127.0.0.1:7600`.
+    pub tcp: Option<SocketAddr>,
+    /// `control.token_file`, default null: a file holding the bearer token TCP clients must send.
+    /// Required when `tcp` is not a loopback address. Relative paths are under the root; see
+    /// [`NodeConfig::token_file`].
+    pub token_file: Option<String>,
+}
+
+/// One other node of the botnet (`peers` entries: `{"id": .., "control": "host:port"}`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerConfig {
+    /// The peer's node id (what bot entries name in `node:`).
+    pub id: String,
+    /// The peer's control address, `host:port`.
+    pub control: String,
+}
+
+/// The contents of `node.conf`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeConfig {
+    /// `node_id`, default `local`.
+    pub node_id: String,
+    pub store: StoreConfig,
+    pub control: ControlConfig,
+    /// `peers`, default none.
+    pub peers: Vec<PeerConfig>,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            node_id: "local".to_string(),
+            store: StoreConfig::default(),
+            control: ControlConfig::default(),
+            peers: Vec::new(),
+        }
+    }
+}
+
+impl NodeConfig {
+    /// The store directory, resolved against `root` when relative.
+    pub fn store_path(&self, root: &Path) -> PathBuf {
+        root.join(&self.store.path)
+    }
+
+    /// The token file, resolved against `root` when relative.
+    pub fn token_file(&self, root: &Path) -> Option<PathBuf> {
+        self.control.token_file.as_ref().map(|p| root.join(p))
+    }
+
+    /// Whether `node` (a bot's `node:` value) names this node; `None` does.
+    pub fn is_local(&self, node: Option<&str>) -> bool {
+        node.is_none_or(|n| n == self.node_id)
+    }
+
+    /// Every node id this botnet knows: this node first, then the peers.
+    pub fn node_ids(&self) -> Vec<&str> {
+        std::iter::once(self.node_id.as_str())
+            .chain(self.peers.iter().map(|p| p.id.as_str()))
+            .collect()
+    }
+
+    /// Reads `file`; a missing file gives the defaults.
+    pub fn load(file: &Path) -> Result<NodeConfig, ConfigError> {
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(NodeConfig::default()),
+            Err(source) => {
+                return Err(ConfigError::Io {
+                    file: file.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        let value: Value = serde_json::from_str(&text).map_err(|e| ConfigError::Json {
+            file: file.to_path_buf(),
+            line: e.line(),
+            column: e.column(),
+            reason: e.to_string(),
+        })?;
+        NodeConfig::from_value(file, &value)
+    }
+
+    /// Validates the parsed JSON of `node.conf` (no IO).
+    pub fn from_value(file: &Path, value: &Value) -> Result<NodeConfig, ConfigError> {
+        let err = |key: &str, reason: String| ConfigError::NodeConf {
+            file: file.to_path_buf(),
+            key: key.to_string(),
+            reason,
+        };
+        let top = as_object(value, "node.conf").map_err(|r| err("(top level)", r))?;
+        check_keys(top, "", &["node_id", "store", "control", "peers"])
+            .map_err(|(k, r)| err(&k, r))?;
+        let mut cfg = NodeConfig::default();
+
+        if let Some(v) = non_null(top.get("node_id")) {
+            let id = as_str(v).map_err(|r| err("node_id", r))?;
+            check_node_id(id).map_err(|r| err("node_id", r))?;
+            cfg.node_id = id.to_string();
+        }
+
+        if let Some(v) = non_null(top.get("store")) {
+            let store = as_object(v, "store").map_err(|r| err("store", r))?;
+            check_keys(store, "store.", &["path", "sync", "sync_interval_ms"])
+                .map_err(|(k, r)| err(&k, r))?;
+            if let Some(v) = non_null(store.get("path")) {
+                let p = as_str(v).map_err(|r| err("store.path", r))?;
+                if p.is_empty() {
+                    return Err(err("store.path", "must not be empty".to_string()));
+                }
+                cfg.store.path = p.to_string();
+            }
+            if let Some(v) = non_null(store.get("sync")) {
+                let s = as_str(v).map_err(|r| err("store.sync", r))?;
+                cfg.store.sync = SyncMode::parse(s).ok_or_else(|| {
+                    err(
+                        "store.sync",
+                        format!("`{s}` is not one of always, interval, never"),
+                    )
+                })?;
+            }
+            if let Some(v) = non_null(store.get("sync_interval_ms")) {
+                let ms = v.as_u64().filter(|ms| *ms > 0).ok_or_else(|| {
+                    err(
+                        "store.sync_interval_ms",
+                        format!("`{v}` is not a positive integer"),
+                    )
+                })?;
+                cfg.store.sync_interval_ms = ms;
+            }
+        }
+
+        if let Some(v) = non_null(top.get("control")) {
+            let control = as_object(v, "control").map_err(|r| err("control", r))?;
+            check_keys(control, "control.", &["tcp", "token_file"]).map_err(|(k, r)| err(&k, r))?;
+            if let Some(v) = non_null(control.get("token_file")) {
+                let p = as_str(v).map_err(|r| err("control.token_file", r))?;
+                if p.is_empty() {
+                    return Err(err("control.token_file", "must not be empty".to_string()));
+                }
+                cfg.control.token_file = Some(p.to_string());
+            }
+            if let Some(v) = non_null(control.get("tcp")) {
+                let s = as_str(v).map_err(|r| err("control.tcp", r))?;
+                let addr: SocketAddr = s.parse().map_err(|_| {
+                    err(
+                        "control.tcp",
+                        format!("`{s}` is not an ip:port socket address"),
+                    )
+                })?;
+                if !addr.ip().is_loopback() && cfg.control.token_file.is_none() {
+                    return Err(err(
+                        "control.tcp",
+                        format!(
+                            "`{s}` is not a loopback address, so `control.token_file` is required"
+                        ),
+                    ));
+                }
+                cfg.control.tcp = Some(addr);
+            }
+        }
+
+        if let Some(v) = non_null(top.get("peers")) {
+            let list = v
+                .as_array()
+                .ok_or_else(|| err("peers", format!("expected a list, got `{v}`")))?;
+            for (i, p) in list.iter().enumerate() {
+                let key = format!("peers[{i}]");
+                let obj = as_object(p, &key).map_err(|r| err(&key, r))?;
+                check_keys(obj, &format!("{key}."), &["id", "control"])
+                    .map_err(|(k, r)| err(&k, r))?;
+                let id_key = format!("{key}.id");
+                let id = non_null(obj.get("id"))
+                    .ok_or_else(|| err(&id_key, "missing".to_string()))
+                    .and_then(|v| as_str(v).map_err(|r| err(&id_key, r)))?;
+                check_node_id(id).map_err(|r| err(&id_key, r))?;
+                if cfg.node_ids().contains(&id) {
+                    return Err(err(&id_key, format!("node id `{id}` is used twice")));
+                }
+                let control_key = format!("{key}.control");
+                let control = non_null(obj.get("control"))
+                    .ok_or_else(|| err(&control_key, "missing".to_string()))
+                    .and_then(|v| as_str(v).map_err(|r| err(&control_key, r)))?;
+                match control.rsplit_once(':') {
+                    Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
+                    _ => {
+                        return Err(err(
+                            &control_key,
+                            format!("`{control}` is not a host:port address"),
+                        ))
+                    }
+                }
+                cfg.peers.push(PeerConfig {
+                    id: id.to_string(),
+                    control: control.to_string(),
+                });
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+fn non_null(v: Option<&Value>) -> Option<&Value> {
+    v.filter(|v| !v.is_null())
+}
+
+fn as_object<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>, String> {
+    v.as_object()
+        .ok_or_else(|| format!("{what} must be an object, got `{v}`"))
+}
+
+fn as_str(v: &Value) -> Result<&str, String> {
+    v.as_str()
+        .ok_or_else(|| format!("expected a string, got `{v}`"))
+}
+
+fn check_keys(
+    obj: &Map<String, Value>,
+    prefix: &str,
+    known: &[&str],
+) -> Result<(), (String, String)> {
+    for key in obj.keys() {
+        if !known.contains(&key.as_str()) {
+            return Err((
+                format!("{prefix}{key}"),
+                format!("unknown key (known: {})", known.join(", ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_node_id(id: &str) -> Result<(), String> {
+    if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        Ok(())
+    } else {
+        Err(format!(
+            "node id `{id}` may hold only letters, digits and `-`"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<NodeConfig, ConfigError> {
+        let v: Value = serde_json::from_str(text).unwrap();
+        NodeConfig::from_value(Path::new("/r/etc/node.conf"), &v)
+    }
+
+    #[test]
+    fn missing_file_gives_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = NodeConfig::load(&dir.path().join("node.conf")).unwrap();
+        assert_eq!(cfg, NodeConfig::default());
+        assert_eq!(cfg.node_id, "local");
+        assert_eq!(cfg.store.sync, SyncMode::Interval);
+        assert_eq!(cfg.store.sync_interval_ms, 10);
+        assert_eq!(
+            cfg.store_path(Path::new("/r")),
+            PathBuf::from("/r/var/lib/store")
+        );
+        assert!(cfg.control.tcp.is_none());
+    }
+
+    #[test]
+    fn full_file_is_read() {
+        let cfg = parse(
+            r#"{"node_id": "node-a",
+                "store": {"path": "/data/store", "sync": "always", "sync_interval_ms": 5},
+                "control": {"tcp": "0.0.0.0:7600", "token_file": "etc/token"},
+                "peers": [{"id": "node-b", "control": "10.0.0.2:7600"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.node_id, "node-a");
+        assert_eq!(cfg.store.sync, SyncMode::Always);
+        assert_eq!(cfg.store.sync_interval_ms, 5);
+        assert_eq!(
+            cfg.store_path(Path::new("/r")),
+            PathBuf::from("/data/store")
+        );
+        assert_eq!(cfg.control.tcp, Some("0.0.0.0:7600".parse().unwrap()));
+        assert_eq!(
+            cfg.token_file(Path::new("/r")),
+            Some(PathBuf::from("/r/etc/token"))
+        );
+        assert_eq!(
+            cfg.peers,
+            vec![PeerConfig {
+                id: "node-b".into(),
+                control: "10.0.0.2:7600".into()
+            }]
+        );
+        assert!(cfg.is_local(None));
+        assert!(cfg.is_local(Some("node-a")));
+        assert!(!cfg.is_local(Some("node-b")));
+    }
+
+    #[test]
+    fn unknown_nested_key_is_named_with_its_path() {
+        let e = parse(r#"{"store": {"syncc": "always"}}"#).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::NodeConf { key, .. } if key == "store.syncc"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("node.conf"), "{e}");
+        let e = parse(r#"{"nodeid": "x"}"#).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::NodeConf { key, .. } if key == "nodeid"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_sync_mode_is_refused() {
+        let e = parse(r#"{"store": {"sync": "sometimes"}}"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid `store.sync` in `/r/etc/node.conf`: `sometimes` is not one of always, interval, never"
+        );
+    }
+
+    #[test]
+    fn tcp_off_loopback_needs_a_token_file() {
+        let e = parse(r#"{"control": {"tcp": "0.0.0.0:7600"}}"#).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::NodeConf { key, .. } if key == "control.tcp"),
+            "{e}"
+        );
+        assert!(parse(r#"{"control": {"tcp": "127.0.0.1:7600"}}"#).is_ok());
+    }
+
+    #[test]
+    fn peer_ids_must_be_unique_and_valid() {
+        let e = parse(r#"{"node_id": "a", "peers": [{"id": "a", "control": "h:1"}]}"#).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::NodeConf { key, .. } if key == "peers[0].id"),
+            "{e}"
+        );
+        let e = parse(r#"{"peers": [{"id": "b_c", "control": "h:1"}]}"#).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::NodeConf { key, .. } if key == "peers[0].id"),
+            "{e}"
+        );
+        let e = parse(r#"{"peers": [{"id": "b", "control": "nohost"}]}"#).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::NodeConf { key, .. } if key == "peers[0].control"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn invalid_json_names_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.conf");
+        std::fs::write(&file, "{\n  \"node_id\": \"a\",\n}").unwrap();
+        let e = NodeConfig::load(&file).unwrap_err();
+        assert!(matches!(e, ConfigError::Json { line: 3, .. }), "{e}");
+    }
+}

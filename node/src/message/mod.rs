@@ -1,0 +1,905 @@
+//! IntelMQ's message model: Report and Event, the harmonization types, the wire JSON and the
+//! message hash. Owns everything about what a message may hold; depends on nothing of ours.
+//!
+//! A [`Message`] is a flat map of dotted keys to JSON values, in insertion order, plus its kind.
+//! Every `add` sanitizes and validates the value against the harmonization (`etc/harmonization.conf`),
+//! exactly as IntelMQ's `Message.add` does (reference: IntelMQ `intelmq/lib/message.py` semantics).
+
+pub mod datetime;
+pub mod harmonization;
+pub mod hash;
+pub mod types;
+pub mod wire;
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+pub use datetime::TimeFormat;
+pub use harmonization::{FieldSpec, Harmonization, HarmonizationError, TypeName};
+pub use hash::FilterType;
+
+/// The two message kinds IntelMQ puts on a pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MessageKind {
+    /// Collector output: `raw` holds the fetched data.
+    Report,
+    /// One parsed record.
+    Event,
+}
+
+impl MessageKind {
+    /// `"Report"` or `"Event"`, as written in `__type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Report => "Report",
+            MessageKind::Event => "Event",
+        }
+    }
+
+    /// Parses `"Report"`/`"Event"` (IntelMQ's class names).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "Report" => Some(MessageKind::Report),
+            "Event" => Some(MessageKind::Event),
+            _ => None,
+        }
+    }
+}
+
+/// Why a field could not be added or a message could not be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FieldError {
+    /// The key is not in the harmonization (and not a valid `extra.*` sub-key).
+    #[error("invalid key `{key}`")]
+    InvalidKey { key: String },
+    /// The value does not fit the field's type or constraints.
+    #[error("invalid value {value} for key `{key}`: {reason}")]
+    InvalidValue {
+        key: String,
+        /// The offending value, as JSON text.
+        value: String,
+        reason: String,
+    },
+    /// `add` without overwrite on a key that is already set.
+    #[error("key `{key}` already exists")]
+    KeyExists { key: String },
+    /// `change` on a key that is not set.
+    #[error("key `{key}` does not exist")]
+    KeyNotExists { key: String },
+    /// The message text is not a JSON object, or `__type` is unknown or missing.
+    #[error("cannot decode message: {reason}")]
+    Decode { reason: String },
+}
+
+impl FieldError {
+    /// True for errors that come from the data (IntelMQ's `InvalidValue`/`InvalidKey`/`DecodingError`):
+    /// the runtime dumps such a message without retrying.
+    pub fn is_data_error(&self) -> bool {
+        true
+    }
+}
+
+/// Options of [`Message::add_with`]; the defaults are IntelMQ's `add()` defaults.
+#[derive(Clone, Copy, Debug)]
+pub struct AddOptions {
+    /// Run the type's sanitize before validation (default true).
+    pub sanitize: bool,
+    /// `None`: an existing key is an error (`KeyExists`); `Some(false)`: keep the old value and
+    /// return `Ok(false)`; `Some(true)`: replace it (an ignored value then deletes the key).
+    pub overwrite: Option<bool>,
+    /// `false`: an invalid value returns `Ok(false)` instead of an error.
+    pub raise_failure: bool,
+}
+
+impl Default for AddOptions {
+    fn default() -> Self {
+        AddOptions { sanitize: true, overwrite: None, raise_failure: true }
+    }
+}
+
+/// How [`Message::to_export_json`] renders an event (IntelMQ `OutputBot.export_event` flags).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExportOptions {
+    /// Split keys at every dot into nested objects.
+    pub hierarchical: bool,
+    /// Include `__type`.
+    pub with_type: bool,
+    /// Collapse each JSONDict field (`extra`) into one JSON string (only with `to_dict`; IntelMQ's
+    /// `to_json` ignores it).
+    pub jsondict_as_string: bool,
+}
+
+/// A Report or an Event: flat dotted keys in insertion order, validated against a harmonization.
+#[derive(Clone, Debug)]
+pub struct Message {
+    kind: MessageKind,
+    harmonization: Arc<Harmonization>,
+    fields: Map<String, Value>,
+}
+
+impl PartialEq for Message {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.fields == other.fields
+    }
+}
+
+impl Message {
+    /// An empty message of `kind` (IntelMQ `Report(auto=True)` / `Event()`): nothing is added.
+    pub fn new(kind: MessageKind, harmonization: Arc<Harmonization>) -> Self {
+        Message { kind, harmonization, fields: Map::new() }
+    }
+
+    /// A new Report with `time.observation` = now (UTC, whole seconds), as `Report()` does.
+    pub fn new_report(harmonization: Arc<Harmonization>) -> Self {
+        let mut msg = Message::new(MessageKind::Report, harmonization);
+        msg.fields.insert("time.observation".to_string(), Value::String(datetime::now_utc()));
+        msg
+    }
+
+    /// An Event built from a report (IntelMQ `Event(report)`): copies `feed.accuracy`, `feed.code`,
+    /// `feed.documentation`, `feed.name`, `feed.provider`, `feed.url`, `rtir_id`,
+    /// `time.observation` and every key in `copy_fields` that the report holds.
+    pub fn event_from_report(report: &Message, copy_fields: &[String]) -> Message {
+        const TEMPLATE: [&str; 8] = [
+            "feed.accuracy",
+            "feed.code",
+            "feed.documentation",
+            "feed.name",
+            "feed.provider",
+            "feed.url",
+            "rtir_id",
+            "time.observation",
+        ];
+        let mut event = Message::new(MessageKind::Event, report.harmonization.clone());
+        let keys = TEMPLATE.iter().copied().chain(copy_fields.iter().map(String::as_str));
+        for key in keys {
+            if event.contains(key) {
+                continue;
+            }
+            let value = match report.get(key) {
+                Some(v) => v.clone(),
+                None => match report.get_jsondict(key) {
+                    // `report['extra']` is the JSON text of the sub-dict.
+                    Some(obj) => Value::String(wire::dumps(&obj)),
+                    None => continue,
+                },
+            };
+            // Like IntelMQ's constructor: as-is first, then sanitized; a value that fits
+            // neither (or a key events do not have) is left out.
+            let _ = event.add_lenient(key, value);
+        }
+        event
+    }
+
+    /// A Report holding the keys of `self` that are valid for a report (IntelMQ `Report(event)`),
+    /// without adding a `time.observation`.
+    pub fn to_report(&self) -> Message {
+        let mut report = Message::new(MessageKind::Report, self.harmonization.clone());
+        for (key, value) in &self.fields {
+            if self.harmonization.is_valid_key(MessageKind::Report, key) {
+                report.fields.insert(key.clone(), value.clone());
+            }
+        }
+        report
+    }
+
+    pub fn kind(&self) -> MessageKind {
+        self.kind
+    }
+
+    pub fn harmonization(&self) -> &Arc<Harmonization> {
+        &self.harmonization
+    }
+
+    /// IntelMQ `add(key, value)`: sanitize, validate, store; an existing key is `KeyExists`.
+    /// Ignored values (`null`, `""`, `"-"`, `"N/A"`) store nothing and return `Ok(false)`.
+    pub fn add(&mut self, key: &str, value: impl Into<Value>) -> Result<bool, FieldError> {
+        self.add_with(key, value.into(), AddOptions::default())
+    }
+
+    /// IntelMQ `add` with all its options. `Ok(true)` = stored.
+    pub fn add_with(&mut self, key: &str, value: Value, opts: AddOptions) -> Result<bool, FieldError> {
+        let exists = self.contains(key);
+        if exists {
+            match opts.overwrite {
+                None => return Err(FieldError::KeyExists { key: key.to_string() }),
+                Some(false) => return Ok(false),
+                Some(true) => {}
+            }
+        }
+        if is_ignored(&value) {
+            if opts.overwrite == Some(true) && exists {
+                self.remove(key);
+            }
+            return Ok(false);
+        }
+        if key == "__type" {
+            // The kind is fixed; `__type` is written by `to_wire` only.
+            return Ok(false);
+        }
+        let (spec, subitem) = self
+            .harmonization
+            .resolve(self.kind, key)
+            .ok_or_else(|| FieldError::InvalidKey { key: key.to_string() })?;
+        let type_name = spec.type_name;
+        let value = if opts.sanitize && !subitem {
+            match type_name.sanitize(&value) {
+                Some(v) => v,
+                None => {
+                    return fail(opts, key, &value, format!("cannot be sanitized as {type_name}"));
+                }
+            }
+        } else {
+            value
+        };
+        if let Err(reason) = check_value(spec, subitem, &value) {
+            return fail(opts, key, &value, reason);
+        }
+        if type_name == TypeName::JSONDict && !subitem {
+            let Some(Value::Object(items)) = value.as_str().and_then(|s| serde_json::from_str::<Value>(s).ok()) else {
+                return fail(opts, key, &value, "is not a json object".to_string());
+            };
+            if opts.overwrite == Some(true) && exists {
+                self.remove(key);
+            }
+            for (sub, sub_value) in items {
+                // For `extra` itself empty and ignored values are kept (IntelMQ #1335).
+                if key != "extra" && (is_empty_container(&sub_value) || is_ignored(&sub_value)) {
+                    continue;
+                }
+                self.fields.insert(format!("{key}.{sub}"), sub_value);
+            }
+        } else {
+            self.fields.insert(key.to_string(), value);
+        }
+        Ok(true)
+    }
+
+    /// The constructor's way of adding: as-is without raising, then sanitized (raising).
+    fn add_lenient(&mut self, key: &str, value: Value) -> Result<bool, FieldError> {
+        let as_is = AddOptions { sanitize: false, overwrite: None, raise_failure: false };
+        if self.add_with(key, value.clone(), as_is)? {
+            return Ok(true);
+        }
+        self.add_with(key, value, AddOptions::default())
+    }
+
+    /// IntelMQ `change(key, value)`: the key must exist; then `add` with overwrite.
+    pub fn change(&mut self, key: &str, value: impl Into<Value>) -> Result<bool, FieldError> {
+        if !self.contains(key) {
+            return Err(FieldError::KeyNotExists { key: key.to_string() });
+        }
+        self.add_with(key, value.into(), AddOptions { overwrite: Some(true), ..AddOptions::default() })
+    }
+
+    /// IntelMQ `is_valid(key, value, sanitize)`: would this value be accepted? (`Err` for a bad key.)
+    pub fn is_valid(&self, key: &str, value: &Value, sanitize: bool) -> Result<bool, FieldError> {
+        if key == "__type" {
+            return Ok(true);
+        }
+        let (spec, subitem) = self
+            .harmonization
+            .resolve(self.kind, key)
+            .ok_or_else(|| FieldError::InvalidKey { key: key.to_string() })?;
+        if is_ignored(value) {
+            return Ok(false);
+        }
+        let sanitized;
+        let value = if sanitize && !subitem {
+            match spec.type_name.sanitize(value) {
+                Some(v) => {
+                    sanitized = v;
+                    &sanitized
+                }
+                None => return Ok(false),
+            }
+        } else {
+            value
+        };
+        Ok(check_value(spec, subitem, value).is_ok())
+    }
+
+    /// The stored value of a key (`extra` alone: `None`; use [`Message::get_jsondict`]).
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.fields.get(key)
+    }
+
+    /// The stored value as a string slice, when it is a JSON string.
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).and_then(Value::as_str)
+    }
+
+    /// For a JSONDict field such as `extra`: the hierarchical object of its sub-keys, if any.
+    pub fn get_jsondict(&self, field: &str) -> Option<Value> {
+        let prefix = format!("{field}.");
+        let mut root = Map::new();
+        let mut any = false;
+        for (key, value) in &self.fields {
+            if let Some(rest) = key.strip_prefix(&prefix) {
+                any = true;
+                insert_path(&mut root, rest, value.clone());
+            }
+        }
+        any.then_some(Value::Object(root))
+    }
+
+    /// `key in msg`: the key is set; for a JSONDict field name, any of its sub-keys is set.
+    pub fn contains(&self, key: &str) -> bool {
+        if self.fields.contains_key(key) {
+            return true;
+        }
+        if self.harmonization.is_jsondict_field(self.kind, key) {
+            let prefix = format!("{key}.");
+            return self.fields.keys().any(|k| k.starts_with(&prefix));
+        }
+        false
+    }
+
+    /// Removes a key (for a JSONDict field name, all its sub-keys) and returns the old value.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        if let Some(old) = self.fields.shift_remove(key) {
+            return Some(old);
+        }
+        if self.harmonization.is_jsondict_field(self.kind, key) {
+            let old = self.get_jsondict(key)?;
+            let prefix = format!("{key}.");
+            self.fields.retain(|k, _| !k.starts_with(&prefix));
+            return Some(old);
+        }
+        None
+    }
+
+    /// The fields in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.fields.iter()
+    }
+
+    /// The raw field map (insertion order).
+    pub fn fields(&self) -> &Map<String, Value> {
+        &self.fields
+    }
+
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// `raw` base64-decoded, if present and decodable.
+    pub fn raw_bytes(&self) -> Option<Vec<u8>> {
+        types::base64_decode(self.get_str("raw")?)
+    }
+
+    /// IntelMQ `Message.hash(filter_keys, filter_type)`: lowercase hex SHA-256 (section 1.6).
+    pub fn hash(&self, filter_keys: &std::collections::HashSet<String>, filter_type: FilterType) -> String {
+        hash::message_hash(self, filter_keys, filter_type)
+    }
+
+    /// IntelMQ `serialize()`: `json.dumps` with default settings (ASCII-escaped, `", "`/`": "`
+    /// separators, insertion order, `__type` last). What goes on the pipeline and into dumps.
+    pub fn to_wire(&self) -> String {
+        let mut out = String::with_capacity(64 + self.fields.len() * 32);
+        out.push('{');
+        for (key, value) in &self.fields {
+            out.push_str(&wire::json_string(key, true));
+            out.push_str(": ");
+            wire::write_json(&mut out, value, true, false);
+            out.push_str(", ");
+        }
+        out.push_str("\"__type\": \"");
+        out.push_str(self.kind.as_str());
+        out.push_str("\"}");
+        out
+    }
+
+    /// IntelMQ `unserialize` + `MessageFactory.from_dict`: the kind comes from `__type` (or
+    /// `default_kind` when missing); every key is added without sanitizing, and again with
+    /// sanitizing when that fails.
+    pub fn from_wire(
+        harmonization: Arc<Harmonization>,
+        text: &[u8],
+        default_kind: Option<MessageKind>,
+    ) -> Result<Message, FieldError> {
+        let value: Value = serde_json::from_slice(text).map_err(|e| FieldError::Decode { reason: e.to_string() })?;
+        match value {
+            Value::Object(map) => Message::from_map(harmonization, map, default_kind),
+            other => Err(FieldError::Decode { reason: format!("expected a json object, got {}", json_kind(&other)) }),
+        }
+    }
+
+    /// Like [`Message::from_wire`], from an already parsed JSON object.
+    pub fn from_map(
+        harmonization: Arc<Harmonization>,
+        map: Map<String, Value>,
+        default_kind: Option<MessageKind>,
+    ) -> Result<Message, FieldError> {
+        let kind = match map.get("__type") {
+            Some(Value::String(t)) => MessageKind::parse(t)
+                .ok_or_else(|| FieldError::Decode { reason: format!("unknown __type `{t}`") })?,
+            Some(other) => {
+                return Err(FieldError::Decode { reason: format!("__type is not a string but {}", json_kind(other)) })
+            }
+            None => default_kind.ok_or_else(|| FieldError::Decode { reason: "__type is missing".to_string() })?,
+        };
+        let mut msg = Message::new(kind, harmonization);
+        for (key, value) in map {
+            if key == "__type" {
+                continue;
+            }
+            msg.add_lenient(&key, value)?;
+        }
+        Ok(msg)
+    }
+
+    /// IntelMQ `to_dict(hierarchical, with_type, jsondict_as_string)`.
+    pub fn to_dict(&self, opts: ExportOptions) -> Value {
+        let mut out = Map::new();
+        if opts.with_type {
+            out.insert("__type".to_string(), Value::String(self.kind.as_str().to_string()));
+        }
+        let mut collapsed: Vec<(String, Map<String, Value>)> = Vec::new();
+        for (key, value) in &self.fields {
+            if opts.jsondict_as_string {
+                if let Some((field, rest)) = key.split_once('.') {
+                    if self.harmonization.is_jsondict_field(self.kind, field) {
+                        let pos = match collapsed.iter().position(|(f, _)| f == field) {
+                            Some(pos) => pos,
+                            None => {
+                                collapsed.push((field.to_string(), Map::new()));
+                                collapsed.len() - 1
+                            }
+                        };
+                        insert_path(&mut collapsed[pos].1, rest, value.clone());
+                        continue;
+                    }
+                }
+            }
+            if opts.hierarchical {
+                insert_path(&mut out, key, value.clone());
+            } else {
+                out.insert(key.clone(), value.clone());
+            }
+        }
+        for (field, obj) in collapsed {
+            out.insert(field, Value::String(wire::dumps_unicode(&Value::Object(obj))));
+        }
+        Value::Object(out)
+    }
+
+    /// IntelMQ `to_json(hierarchical, with_type)`: `json.dumps(to_dict(..), ensure_ascii=False,
+    /// sort_keys=True)`; what the file output writes per line.
+    pub fn to_export_json(&self, opts: ExportOptions) -> String {
+        let dict = self.to_dict(ExportOptions { jsondict_as_string: false, ..opts });
+        wire::dumps_sorted_unicode(&dict)
+    }
+}
+
+/// IntelMQ's `_IGNORED_VALUES` plus `None`: adding them stores nothing.
+fn is_ignored(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => matches!(s.as_str(), "" | "-" | "N/A"),
+        _ => false,
+    }
+}
+
+/// A value with `len() == 0` in Python (empty string, list or object).
+fn is_empty_container(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
+}
+
+/// IntelMQ's value checks after sanitizing: the type's `is_valid` (always true for JSONDict
+/// sub-items), then `length`, `regex` and `iregex` on `str(value)`.
+fn check_value(spec: &FieldSpec, subitem: bool, value: &Value) -> Result<(), String> {
+    if !subitem && !spec.type_name.is_valid(value) {
+        return Err(format!("is not a valid {}", spec.type_name));
+    }
+    if spec.length.is_none() && spec.regex.is_none() && spec.iregex.is_none() {
+        return Ok(());
+    }
+    let text = wire::python_str(value);
+    if let Some(max) = spec.length {
+        let len = text.chars().count();
+        if len > max {
+            return Err(format!("too long: {len} > {max}"));
+        }
+    }
+    if let Some(re) = &spec.regex {
+        if !re.is_match(&text) {
+            return Err(format!("does not match regex `{}`", re.as_str()));
+        }
+    }
+    if let Some(re) = &spec.iregex {
+        if !re.is_match(&text) {
+            return Err(format!("does not match case-insensitive regex `{}`", re.as_str()));
+        }
+    }
+    Ok(())
+}
+
+/// The error (or `Ok(false)` without `raise_failure`) for a value that does not fit.
+fn fail(opts: AddOptions, key: &str, value: &Value, reason: String) -> Result<bool, FieldError> {
+    if opts.raise_failure {
+        Err(FieldError::InvalidValue { key: key.to_string(), value: wire::dumps(value), reason })
+    } else {
+        Ok(false)
+    }
+}
+
+/// Inserts `value` at the dotted `path` below `root`, creating objects on the way. A path
+/// that runs through a non-object value replaces it (IntelMQ would fail there).
+fn insert_path(root: &mut Map<String, Value>, path: &str, value: Value) {
+    match path.split_once('.') {
+        None => {
+            root.insert(path.to_string(), value);
+        }
+        Some((head, rest)) => {
+            let entry = root.entry(head.to_string()).or_insert_with(|| Value::Object(Map::new()));
+            if !entry.is_object() {
+                *entry = Value::Object(Map::new());
+            }
+            if let Value::Object(child) = entry {
+                insert_path(child, rest, value);
+            }
+        }
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event() -> Message {
+        Message::new(MessageKind::Event, Harmonization::builtin())
+    }
+
+    fn report() -> Message {
+        Message::new(MessageKind::Report, Harmonization::builtin())
+    }
+
+    #[test]
+    fn add_sanitizes_and_stores() {
+        let mut m = event();
+        assert_eq!(m.add("source.ip", " 192.0.2.1 "), Ok(true));
+        assert_eq!(m.add("source.port", "80"), Ok(true));
+        assert_eq!(m.add("classification.type", "Botnet Drone"), Ok(true));
+        assert_eq!(m.get("source.ip"), Some(&json!("192.0.2.1")));
+        assert_eq!(m.get("source.port"), Some(&json!(80)));
+        assert_eq!(m.get_str("classification.type"), Some("infected-system"));
+    }
+
+    #[test]
+    fn ignored_values_store_nothing() {
+        let mut m = event();
+        for v in [Value::Null, json!(""), json!("-"), json!("N/A")] {
+            assert_eq!(m.add_with("source.ip", v, AddOptions::default()), Ok(false));
+        }
+        assert!(m.is_empty());
+        // Not ignored: whitespace only, which then fails validation.
+        assert!(matches!(m.add("comment", " "), Err(FieldError::InvalidValue { .. })));
+    }
+
+    #[test]
+    fn existing_key_rules() {
+        let mut m = event();
+        m.add("source.port", 80).expect("first add");
+        assert_eq!(m.add("source.port", 81), Err(FieldError::KeyExists { key: "source.port".to_string() }));
+        let keep = AddOptions { overwrite: Some(false), ..AddOptions::default() };
+        assert_eq!(m.add_with("source.port", json!(81), keep), Ok(false));
+        assert_eq!(m.get("source.port"), Some(&json!(80)));
+        let replace = AddOptions { overwrite: Some(true), ..AddOptions::default() };
+        assert_eq!(m.add_with("source.port", json!(82), replace), Ok(true));
+        assert_eq!(m.get("source.port"), Some(&json!(82)));
+        // Overwriting with an ignored value deletes the key.
+        assert_eq!(m.add_with("source.port", json!("-"), replace), Ok(false));
+        assert!(!m.contains("source.port"));
+    }
+
+    #[test]
+    fn overwrite_keeps_the_key_position() {
+        let mut m = event();
+        m.add("source.ip", "192.0.2.1").expect("ip");
+        m.add("source.port", 80).expect("port");
+        m.change("source.ip", "192.0.2.2").expect("change");
+        let keys: Vec<&String> = m.fields().keys().collect();
+        assert_eq!(keys, ["source.ip", "source.port"]);
+    }
+
+    #[test]
+    fn invalid_keys_and_values() {
+        let mut m = event();
+        assert_eq!(m.add("source.foo", "x"), Err(FieldError::InvalidKey { key: "source.foo".to_string() }));
+        assert!(matches!(m.add("extra.Bad", 1), Err(FieldError::InvalidKey { .. })));
+        assert!(matches!(m.add("comment.sub", "x"), Err(FieldError::InvalidKey { .. })));
+        let err = m.add("source.ip", "not an ip").expect_err("bad ip");
+        match err {
+            FieldError::InvalidValue { key, value, reason } => {
+                assert_eq!(key, "source.ip");
+                assert_eq!(value, "\"not an ip\"");
+                assert!(reason.contains("IPAddress"), "{reason}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let quiet = AddOptions { raise_failure: false, ..AddOptions::default() };
+        assert_eq!(m.add_with("source.ip", json!("nope"), quiet), Ok(false));
+        let mut r = report();
+        assert!(matches!(r.add("source.ip", "192.0.2.1"), Err(FieldError::InvalidKey { .. })));
+    }
+
+    #[test]
+    fn length_and_regex_constraints() {
+        let mut m = event();
+        assert!(matches!(m.add("source.port", 123456), Err(FieldError::InvalidValue { reason, .. }) if reason.contains("too long")));
+        assert_eq!(m.add("destination.port", 123456), Ok(true));
+        assert!(matches!(m.add("source.geolocation.cc", "AUT"), Err(FieldError::InvalidValue { .. })));
+        assert!(matches!(m.add("source.geolocation.cc", "A!"), Err(FieldError::InvalidValue { reason, .. }) if reason.contains("regex")));
+        assert_eq!(m.add("source.geolocation.cc", "at"), Ok(true));
+        assert_eq!(m.get_str("source.geolocation.cc"), Some("AT"));
+        assert_eq!(m.add("protocol.transport", "TCP"), Ok(true));
+        assert_eq!(m.get_str("protocol.transport"), Some("tcp"));
+        assert!(matches!(m.add("protocol.application", "ü"), Err(FieldError::InvalidValue { .. })));
+        assert!(matches!(m.add("fqdn_missing", "x"), Err(FieldError::InvalidKey { .. })));
+        assert!(matches!(m.add("source.fqdn", "exa mple.com"), Ok(true)));
+    }
+
+    #[test]
+    fn without_sanitize_values_must_already_be_valid() {
+        let mut m = event();
+        let raw = AddOptions { sanitize: false, ..AddOptions::default() };
+        assert!(matches!(m.add_with("source.port", json!("80"), raw), Err(FieldError::InvalidValue { .. })));
+        assert_eq!(m.add_with("source.port", json!(80), raw), Ok(true));
+        assert!(matches!(m.add_with("raw", json!("Hello"), raw), Err(FieldError::InvalidValue { .. })));
+    }
+
+    #[test]
+    fn change_requires_an_existing_key() {
+        let mut m = event();
+        assert_eq!(m.change("source.port", 80), Err(FieldError::KeyNotExists { key: "source.port".to_string() }));
+        m.add("source.port", 80).expect("add");
+        assert_eq!(m.change("source.port", "81"), Ok(true));
+        assert_eq!(m.get("source.port"), Some(&json!(81)));
+    }
+
+    #[test]
+    fn is_valid_checks_without_storing() {
+        let m = event();
+        assert_eq!(m.is_valid("source.port", &json!("80"), true), Ok(true));
+        assert_eq!(m.is_valid("source.port", &json!("80"), false), Ok(false));
+        assert_eq!(m.is_valid("source.ip", &json!("x"), true), Ok(false));
+        assert_eq!(m.is_valid("source.ip", &json!(""), true), Ok(false));
+        assert_eq!(m.is_valid("extra.anything", &json!([1, {"a": null}]), false), Ok(true));
+        assert!(matches!(m.is_valid("nope", &json!(1), true), Err(FieldError::InvalidKey { .. })));
+        assert!(m.is_empty());
+    }
+
+    #[test]
+    fn extra_subkeys_keep_json_native_values() {
+        let mut m = event();
+        assert_eq!(m.add("extra.count", 5), Ok(true));
+        assert_eq!(m.add("extra.list", json!([1, "a"])), Ok(true));
+        assert_eq!(m.add("extra.obj", json!({"b": {"c": 1}})), Ok(true));
+        assert_eq!(m.add("extra.text", " padded "), Ok(true));
+        assert_eq!(m.get("extra.count"), Some(&json!(5)));
+        assert_eq!(m.get("extra.text"), Some(&json!(" padded ")));
+        assert!(m.contains("extra"));
+        assert_eq!(m.get("extra"), None);
+        assert_eq!(
+            m.get_jsondict("extra"),
+            Some(json!({"count": 5, "list": [1, "a"], "obj": {"b": {"c": 1}}, "text": " padded "}))
+        );
+    }
+
+    #[test]
+    fn extra_as_a_whole_splits_one_level() {
+        let mut m = event();
+        assert_eq!(m.add("extra", json!({"z": 1, "a": {"b": 2}, "empty": "", "none": null})), Ok(true));
+        let keys: Vec<&String> = m.fields().keys().collect();
+        // A dict is dumped with sorted keys before splitting, as IntelMQ does.
+        assert_eq!(keys, ["extra.a", "extra.empty", "extra.none", "extra.z"]);
+        assert_eq!(m.get("extra.a"), Some(&json!({"b": 2})));
+        assert_eq!(m.get("extra.none"), Some(&Value::Null));
+        assert_eq!(m.add("extra", json!({"q": 1})), Err(FieldError::KeyExists { key: "extra".to_string() }));
+        // A JSON string keeps its own key order; overwrite replaces all sub-keys.
+        let replace = AddOptions { overwrite: Some(true), ..AddOptions::default() };
+        assert_eq!(m.add_with("extra", json!("{\"y\": 1, \"x\": 2}"), replace), Ok(true));
+        let keys: Vec<&String> = m.fields().keys().collect();
+        assert_eq!(keys, ["extra.y", "extra.x"]);
+        assert!(matches!(m.add_with("extra", json!({}), replace), Err(FieldError::InvalidValue { .. })));
+        assert!(matches!(m.add_with("extra", json!("[1]"), replace), Err(FieldError::InvalidValue { .. })));
+    }
+
+    #[test]
+    fn remove_and_contains_for_jsondict() {
+        let mut m = event();
+        m.add("extra.a", 1).expect("a");
+        m.add("extra.b.c", 2).expect("b.c");
+        m.add("comment", "x").expect("comment");
+        assert!(m.contains("extra"));
+        assert!(m.contains("extra.a"));
+        assert!(!m.contains("extra.z"));
+        assert_eq!(m.remove("extra"), Some(json!({"a": 1, "b": {"c": 2}})));
+        assert!(!m.contains("extra"));
+        assert_eq!(m.len(), 1);
+        assert_eq!(m.remove("comment"), Some(json!("x")));
+        assert_eq!(m.remove("comment"), None);
+    }
+
+    #[test]
+    fn wire_format_is_python_json() {
+        let mut m = report();
+        m.add("feed.name", "Test Feed ö").expect("name");
+        m.add("feed.accuracy", 100).expect("accuracy");
+        m.add("raw", "Hello").expect("raw");
+        m.add("time.observation", "2024-01-01T00:00:00+00:00").expect("time");
+        assert_eq!(
+            m.to_wire(),
+            r#"{"feed.name": "Test Feed \u00f6", "feed.accuracy": 100.0, "raw": "SGVsbG8=", "time.observation": "2024-01-01T00:00:00+00:00", "__type": "Report"}"#
+        );
+        assert_eq!(m.raw_bytes(), Some(b"Hello".to_vec()));
+        assert_eq!(event().to_wire(), r#"{"__type": "Event"}"#);
+    }
+
+    #[test]
+    fn wire_round_trip() {
+        let mut m = event();
+        m.add("source.ip", "2001:db8::1").expect("ip");
+        m.add("extra.list", json!([1, 2.5, "x"])).expect("extra");
+        m.add("feed.accuracy", 50.5).expect("accuracy");
+        m.add("source.tor_node", true).expect("bool");
+        let text = m.to_wire();
+        let back = Message::from_wire(Harmonization::builtin(), text.as_bytes(), None).expect("decodes");
+        assert_eq!(back, m);
+        assert_eq!(back.to_wire(), text);
+    }
+
+    #[test]
+    fn from_wire_repairs_and_rejects() {
+        let h = Harmonization::builtin();
+        let text = br#"{"source.port": "80", "source.ip": "192.0.2.1/32", "extra.n": null, "__type": "Event"}"#;
+        let m = Message::from_wire(h.clone(), text, None).expect("repairable");
+        assert_eq!(m.get("source.port"), Some(&json!(80)));
+        assert_eq!(m.get_str("source.ip"), Some("192.0.2.1"));
+        assert!(!m.contains("extra.n"));
+        let err = Message::from_wire(h.clone(), br#"{"source.ip": "x", "__type": "Event"}"#, None).expect_err("bad ip");
+        assert!(matches!(err, FieldError::InvalidValue { .. }));
+        let err = Message::from_wire(h.clone(), br#"{"nope": 1, "__type": "Event"}"#, None).expect_err("bad key");
+        assert!(matches!(err, FieldError::InvalidKey { .. }));
+        assert!(matches!(Message::from_wire(h.clone(), b"[1]", None), Err(FieldError::Decode { .. })));
+        assert!(matches!(Message::from_wire(h.clone(), b"{", None), Err(FieldError::Decode { .. })));
+        assert!(matches!(
+            Message::from_wire(h.clone(), br#"{"__type": "Message"}"#, None),
+            Err(FieldError::Decode { .. })
+        ));
+        assert!(matches!(Message::from_wire(h.clone(), br#"{"comment": "x"}"#, None), Err(FieldError::Decode { .. })));
+        let m = Message::from_wire(h, br#"{"comment": "x"}"#, Some(MessageKind::Event)).expect("default kind");
+        assert_eq!(m.kind(), MessageKind::Event);
+        assert_eq!(m.get_str("comment"), Some("x"));
+    }
+
+    #[test]
+    fn from_wire_accepts_extra_as_a_string() {
+        let text = br#"{"extra": "{\"b\": 1, \"a\": 2}", "__type": "Event"}"#;
+        let m = Message::from_wire(Harmonization::builtin(), text, None).expect("valid");
+        let keys: Vec<&String> = m.fields().keys().collect();
+        assert_eq!(keys, ["extra.b", "extra.a"]);
+    }
+
+    #[test]
+    fn new_report_sets_time_observation() {
+        let r = Message::new_report(Harmonization::builtin());
+        assert_eq!(r.kind(), MessageKind::Report);
+        assert!(r.get_str("time.observation").is_some_and(datetime::is_valid));
+        assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn event_from_report_copies_the_template_and_copy_fields() {
+        let mut r = report();
+        r.add("feed.name", "Feed").expect("name");
+        r.add("feed.accuracy", 90).expect("accuracy");
+        r.add("raw", "data").expect("raw");
+        r.add("time.observation", "2024-01-01T00:00:00+00:00").expect("time");
+        r.add("extra.file_name", "a.csv").expect("extra");
+        let e = Message::event_from_report(&r, &[]);
+        assert_eq!(e.kind(), MessageKind::Event);
+        let keys: Vec<&String> = e.fields().keys().collect();
+        assert_eq!(keys, ["feed.accuracy", "feed.name", "time.observation"]);
+        assert_eq!(e.get("feed.accuracy"), Some(&json!(90.0)));
+        let e = Message::event_from_report(&r, &["extra.file_name".to_string(), "extra.missing".to_string()]);
+        assert_eq!(e.get_str("extra.file_name"), Some("a.csv"));
+        let e = Message::event_from_report(&r, &["extra".to_string()]);
+        assert_eq!(e.get_str("extra.file_name"), Some("a.csv"));
+    }
+
+    #[test]
+    fn to_report_keeps_report_keys_only() {
+        let mut e = event();
+        e.add("feed.name", "Feed").expect("name");
+        e.add("source.ip", "192.0.2.1").expect("ip");
+        e.add("extra.x", 1).expect("extra");
+        let r = e.to_report();
+        assert_eq!(r.kind(), MessageKind::Report);
+        let keys: Vec<&String> = r.fields().keys().collect();
+        assert_eq!(keys, ["feed.name", "extra.x"]);
+        assert!(!r.contains("time.observation"));
+    }
+
+    #[test]
+    fn to_dict_flat_hierarchical_and_jsondict_string() {
+        let mut m = event();
+        m.add("source.ip", "192.0.2.1").expect("ip");
+        m.add("extra.a.b", 1).expect("extra");
+        m.add("extra.c", "ö").expect("extra");
+        let flat = m.to_dict(ExportOptions::default());
+        assert_eq!(flat, json!({"source.ip": "192.0.2.1", "extra.a.b": 1, "extra.c": "ö"}));
+        let tree = m.to_dict(ExportOptions { hierarchical: true, with_type: true, ..ExportOptions::default() });
+        assert_eq!(
+            tree,
+            json!({"__type": "Event", "source": {"ip": "192.0.2.1"}, "extra": {"a": {"b": 1}, "c": "ö"}})
+        );
+        let collapsed = m.to_dict(ExportOptions { jsondict_as_string: true, ..ExportOptions::default() });
+        assert_eq!(collapsed, json!({"source.ip": "192.0.2.1", "extra": "{\"a\": {\"b\": 1}, \"c\": \"ö\"}"}));
+    }
+
+    #[test]
+    fn export_json_is_sorted_and_unicode() {
+        let mut m = event();
+        m.add("source.ip", "192.0.2.1").expect("ip");
+        m.add("feed.name", "Fé").expect("name");
+        m.add("extra.z", 1).expect("extra");
+        assert_eq!(
+            m.to_export_json(ExportOptions::default()),
+            r#"{"extra.z": 1, "feed.name": "Fé", "source.ip": "192.0.2.1"}"#
+        );
+        assert_eq!(
+            m.to_export_json(ExportOptions { hierarchical: true, with_type: true, jsondict_as_string: true }),
+            r#"{"__type": "Event", "extra": {"z": 1}, "feed": {"name": "Fé"}, "source": {"ip": "192.0.2.1"}}"#
+        );
+    }
+
+    #[test]
+    fn type_key_is_not_stored() {
+        let mut m = event();
+        assert_eq!(m.add("__type", "Report"), Ok(false));
+        assert!(m.is_empty());
+        assert_eq!(m.is_valid("__type", &json!("x"), true), Ok(true));
+    }
+
+    #[test]
+    fn message_kind_names() {
+        assert_eq!(MessageKind::parse("Report"), Some(MessageKind::Report));
+        assert_eq!(MessageKind::parse("Event"), Some(MessageKind::Event));
+        assert_eq!(MessageKind::parse("event"), None);
+        assert_eq!(MessageKind::Event.as_str(), "Event");
+    }
+
+    #[test]
+    fn equality_ignores_the_harmonization_instance() {
+        let mut a = event();
+        let mut b = Message::new(MessageKind::Event, Arc::new((*Harmonization::builtin()).clone()));
+        a.add("comment", "x").expect("a");
+        b.add("comment", "x").expect("b");
+        assert_eq!(a, b);
+        assert_ne!(a, report());
+    }
+}

@@ -1,0 +1,192 @@
+//! The runtime: an actix [`Supervisor`](supervisor) and one [`BotActor`](bot_actor) per bot, each
+//! on its own Arbiter (thread), because bot work (parsing, RocksDB) is blocking. Owns routing,
+//! wake-ups, backpressure, error handling and the per-bot logs. Depends on `store`, `bots`,
+//! `config` and `message`; nothing depends on it but the binary and the control plane.
+
+mod bot_actor;
+mod build;
+mod log;
+mod state;
+mod supervisor;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use actix::Recipient;
+
+pub use build::{build, entry_of, validate, BuildError};
+pub use log::{format_line, BotLogger};
+
+use crate::config::{Botnet, SyncMode};
+use crate::store::{Counters, Durability, Store};
+
+/// How the node runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Until SIGTERM/SIGINT.
+    Daemon,
+    /// Until every collector has done its run and every queue is empty.
+    UntilIdle,
+}
+
+/// The state of one bot as the supervisor knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunState {
+    Starting,
+    Running,
+    Stopped,
+    Disabled,
+    /// Stopped by an error; the reason.
+    Failed(String),
+}
+
+impl RunState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RunState::Starting => "starting",
+            RunState::Running => "running",
+            RunState::Stopped => "stopped",
+            RunState::Disabled => "disabled",
+            RunState::Failed(_) => "failed",
+        }
+    }
+}
+
+/// What a bot actor shares with the supervisor and its upstream bots.
+#[derive(Debug)]
+pub struct BotShared {
+    /// In a step right now.
+    pub busy: AtomicBool,
+    /// A wake-up is already on its way (upstreams do not send another).
+    pub notified: AtomicBool,
+    /// A collector has finished at least one run.
+    pub collected: AtomicBool,
+    state: Mutex<RunState>,
+}
+
+impl BotShared {
+    fn new() -> Self {
+        BotShared {
+            busy: AtomicBool::new(false),
+            notified: AtomicBool::new(false),
+            collected: AtomicBool::new(false),
+            state: Mutex::new(RunState::Starting),
+        }
+    }
+
+    pub fn set_state(&self, s: RunState) {
+        if let Ok(mut g) = self.state.lock() {
+            *g = s;
+        }
+    }
+
+    pub fn state(&self) -> RunState {
+        self.state.lock().map(|g| g.clone()).unwrap_or(RunState::Failed("state lock poisoned".into()))
+    }
+}
+
+/// Who consumes which queue, so a commit can wake the consumers of the queues it wrote to.
+#[derive(Default)]
+pub struct Router {
+    consumers: RwLock<HashMap<String, Vec<(Arc<BotShared>, Recipient<bot_actor::Wake>)>>>,
+}
+
+impl Router {
+    fn register(&self, queue: &str, shared: Arc<BotShared>, r: Recipient<bot_actor::Wake>) {
+        if let Ok(mut m) = self.consumers.write() {
+            m.entry(queue.to_string()).or_default().push((shared, r));
+        }
+    }
+
+    /// Wakes the consumers of `queues` (at most one pending wake-up per consumer).
+    pub fn wake(&self, queues: &[String]) {
+        let Ok(m) = self.consumers.read() else { return };
+        for q in queues {
+            for (shared, r) in m.get(q).into_iter().flatten() {
+                if !shared.notified.swap(true, Ordering::AcqRel) {
+                    r.do_send(bot_actor::Wake);
+                }
+            }
+        }
+    }
+}
+
+/// Per-bot figures of a run.
+#[derive(Clone, Debug)]
+pub struct BotSummary {
+    pub id: String,
+    pub module: String,
+    pub state: RunState,
+    /// Counters of this run only.
+    pub run: Counters,
+    /// Where an output bot writes, if it writes a file.
+    pub output: Option<String>,
+}
+
+/// What `--until-idle` prints at the end.
+#[derive(Clone, Debug)]
+pub struct RunSummary {
+    pub root: PathBuf,
+    pub bots: Vec<BotSummary>,
+    pub dump_entries: usize,
+    pub elapsed: Duration,
+}
+
+impl RunSummary {
+    pub fn failed_bots(&self) -> Vec<&BotSummary> {
+        self.bots.iter().filter(|b| matches!(b.state, RunState::Failed(_))).collect()
+    }
+
+    /// A one-screen table: per bot in, out, dumped; where the output is.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let w = self.bots.iter().map(|b| b.id.len()).max().unwrap_or(3).max(3);
+        let _ = writeln!(s, "intelmq-node: idle after {:.2} s (root {})", self.elapsed.as_secs_f64(), self.root.display());
+        let _ = writeln!(s, "{:<w$}  {:>9}  {:>9}  {:>7}  {:>7}  state", "bot", "in", "out", "dumped", "retries");
+        for b in &self.bots {
+            let state = match &b.state {
+                RunState::Failed(r) => format!("failed: {r}"),
+                other => other.as_str().to_string(),
+            };
+            let _ = writeln!(
+                s,
+                "{:<w$}  {:>9}  {:>9}  {:>7}  {:>7}  {}",
+                b.id, b.run.received, b.run.sent, b.run.dumped, b.run.retries, state
+            );
+        }
+        for b in &self.bots {
+            if let Some(o) = &b.output {
+                let _ = writeln!(s, "output of {}: {}", b.id, o);
+            }
+        }
+        if self.dump_entries > 0 {
+            let _ = writeln!(s, "dump: {} entries in the store (intelmqctl dump list)", self.dump_entries);
+        }
+        s
+    }
+}
+
+/// The store's durability from `node.conf`.
+pub fn durability(sync: SyncMode, interval_ms: u64) -> Durability {
+    match sync {
+        SyncMode::Always => Durability::Always,
+        SyncMode::Interval => Durability::Interval(Duration::from_millis(interval_ms.max(1))),
+        SyncMode::Never => Durability::Never,
+    }
+}
+
+/// Opens the node's store for a botnet, with an inbox for every configured queue.
+pub fn open_store(botnet: &Botnet) -> anyhow::Result<Arc<Store>> {
+    let path = crate::bots::resolve_path(&botnet.root, &botnet.node.store.path);
+    let store = Store::open(&path, durability(botnet.node.store.sync, botnet.node.store.sync_interval_ms), &botnet.queues())?;
+    Ok(Arc::new(store))
+}
+
+/// Runs the botnet until idle (or until a signal in daemon mode) and returns the summary.
+pub fn run(botnet: Botnet, mode: Mode) -> anyhow::Result<RunSummary> {
+    supervisor::run(botnet, mode)
+}

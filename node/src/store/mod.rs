@@ -1,0 +1,718 @@
+//! The node's store: one RocksDB database holding every inbox, the dump, bot state and counters.
+//! The only module that imports `rocksdb`; depends on nothing of ours.
+//!
+//! * One column family per queue (`inbox:<queue>`), keys are big-endian u64 sequence numbers, so
+//!   iteration order is FIFO order. Head and tail are kept in memory; reads start at the head with
+//!   an upper bound so deleted entries below the head are never scanned (the "tombstone trap" of
+//!   RocksDB queues).
+//! * [`Step`] is one processing step: outputs put into every destination inbox, the acks of the
+//!   consumed inputs, dump entries, bot state and counters, committed as one `WriteBatch`.
+//! * Sequence numbers of a commit are assigned under one lock held until the write returns, so
+//!   entries become visible in sequence order and a consumer never skips a late writer.
+//! * Durability: the WAL is always on; [`Durability::Always`] fsyncs every commit,
+//!   [`Durability::Interval`] fsyncs the WAL in the background (group commit; a process crash
+//!   loses nothing because every write reaches the OS before the commit returns),
+//!   [`Durability::Never`] leaves fsync to the OS.
+
+mod cf;
+mod keys;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rocksdb::{
+    ColumnFamilyDescriptor, DBWithThreadMode, IteratorMode, MultiThreaded, Options, ReadOptions, WriteBatch,
+    WriteOptions,
+};
+
+type Db = DBWithThreadMode<MultiThreaded>;
+
+/// Errors of the store; each names the queue, bot or path concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store at {path}: {source}")]
+    Open { path: PathBuf, source: rocksdb::Error },
+    #[error("cannot create the store directory {path}: {source}")]
+    CreateDir { path: PathBuf, source: std::io::Error },
+    #[error("store at {path} has format version {found}, this node understands {expected}")]
+    Format { path: PathBuf, found: u64, expected: u64 },
+    #[error("unknown queue `{0}`")]
+    UnknownQueue(String),
+    #[error("store i/o failed: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error("corrupt store entry in {cf}: {reason}")]
+    Corrupt { cf: String, reason: String },
+}
+
+/// How hard a commit is pushed to disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync the WAL on every commit: survives power loss.
+    Always,
+    /// fsync the WAL every interval (group commit): survives a process crash with zero loss.
+    Interval(Duration),
+    /// never fsync explicitly: survives a process crash, not power loss.
+    Never,
+}
+
+/// Counters of one bot, persisted with its commits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Counters {
+    /// Messages taken from the inbox (or reports produced, for collectors).
+    pub received: u64,
+    /// Messages sent to destination queues.
+    pub sent: u64,
+    /// Messages written to the dump.
+    pub dumped: u64,
+    /// Failed attempts that were retried.
+    pub retries: u64,
+}
+
+/// One entry of the dump (a failed message), as stored.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DumpEntry {
+    pub bot_id: String,
+    pub source_queue: Option<String>,
+    /// UTC time of the failure, IntelMQ's dump key format (`2024-05-01T10:00:00.123456`).
+    pub time: String,
+    /// The error and its context, one line per entry (IntelMQ `traceback`).
+    pub traceback: Vec<String>,
+    /// The serialised message, or the base64 of undecodable bytes.
+    pub message: String,
+    /// `"base64"` when `message` holds raw bytes that could not be decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_type: Option<String>,
+}
+
+/// A message read from an inbox.
+#[derive(Clone, Debug)]
+pub struct Queued {
+    pub seq: u64,
+    pub data: Vec<u8>,
+}
+
+/// Everything one processing step writes, committed atomically by [`Store::commit`].
+#[derive(Default, Debug)]
+pub struct Step {
+    puts: Vec<(String, Vec<u8>)>,
+    acks: Vec<(String, u64)>,
+    dumps: Vec<DumpEntry>,
+    state: Vec<(String, Vec<u8>, Option<(Vec<u8>, u64)>)>,
+    counters: Vec<(String, Counters)>,
+}
+
+impl Step {
+    pub fn new() -> Self {
+        Step::default()
+    }
+
+    /// Appends a message to `queue`.
+    pub fn put(&mut self, queue: &str, data: Vec<u8>) {
+        self.puts.push((queue.to_string(), data));
+    }
+
+    /// Acknowledges (deletes) message `seq` of `queue`.
+    pub fn ack(&mut self, queue: &str, seq: u64) {
+        self.acks.push((queue.to_string(), seq));
+    }
+
+    pub fn dump(&mut self, entry: DumpEntry) {
+        self.dumps.push(entry);
+    }
+
+    /// Sets a state key of `bot_id`; `expires_at` in unix seconds, 0 = never.
+    pub fn state_put(&mut self, bot_id: &str, key: &[u8], value: &[u8], expires_at: u64) {
+        self.state.push((bot_id.to_string(), key.to_vec(), Some((value.to_vec(), expires_at))));
+    }
+
+    pub fn state_delete(&mut self, bot_id: &str, key: &[u8]) {
+        self.state.push((bot_id.to_string(), key.to_vec(), None));
+    }
+
+    /// Records the bot's counters (absolute values).
+    pub fn counters(&mut self, bot_id: &str, counters: Counters) {
+        self.counters.push((bot_id.to_string(), counters));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.puts.is_empty()
+            && self.acks.is_empty()
+            && self.dumps.is_empty()
+            && self.state.is_empty()
+            && self.counters.is_empty()
+    }
+
+    /// Messages this step puts, per queue.
+    pub fn put_counts(&self) -> BTreeMap<&str, usize> {
+        let mut m = BTreeMap::new();
+        for (q, _) in &self.puts {
+            *m.entry(q.as_str()).or_insert(0) += 1;
+        }
+        m
+    }
+}
+
+#[derive(Debug, Default)]
+struct QueueMeta {
+    /// The lowest sequence number that may still be in the queue.
+    head: AtomicU64,
+    /// The next sequence number to assign.
+    tail: AtomicU64,
+    /// Messages in the queue.
+    len: AtomicU64,
+}
+
+/// The node's RocksDB store. Cheap to share behind an `Arc`.
+pub struct Store {
+    db: Arc<Db>,
+    path: PathBuf,
+    queues: RwLock<HashMap<String, Arc<QueueMeta>>>,
+    commit_lock: Mutex<u64>,
+    durability: Durability,
+    dirty: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    syncer: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn cf_options() -> Options {
+    let mut o = Options::default();
+    o.set_write_buffer_size(8 << 20);
+    o
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path` and makes sure every queue in `queues` has its inbox.
+    pub fn open(path: &Path, durability: Durability, queues: &[String]) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(path).map_err(|source| StoreError::CreateDir { path: path.to_path_buf(), source })?;
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_db_write_buffer_size(64 << 20);
+        opts.set_max_total_wal_size(128 << 20);
+        opts.set_keep_log_file_num(3);
+        let existing = Db::list_cf(&opts, path).unwrap_or_default();
+        let mut names: Vec<String> = existing;
+        for fixed in [cf::DEFAULT, cf::DUMP, cf::META, cf::STATS] {
+            if !names.iter().any(|n| n == fixed) {
+                names.push(fixed.to_string());
+            }
+        }
+        for q in queues {
+            let name = cf::inbox(q);
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        let descriptors = names.iter().map(|n| ColumnFamilyDescriptor::new(n, cf_options()));
+        let db = Db::open_cf_descriptors(&opts, path, descriptors)
+            .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
+        let db = Arc::new(db);
+        let store = Store {
+            db: db.clone(),
+            path: path.to_path_buf(),
+            queues: RwLock::new(HashMap::new()),
+            commit_lock: Mutex::new(0),
+            durability,
+            dirty: Arc::new(AtomicBool::new(false)),
+            stop: Arc::new(AtomicBool::new(false)),
+            syncer: Mutex::new(None),
+        };
+        store.check_format()?;
+        let mut dump_seq = 0;
+        for name in &names {
+            if let Some(q) = name.strip_prefix(cf::INBOX_PREFIX) {
+                store.load_queue(q)?;
+            }
+            if name == cf::DUMP {
+                dump_seq = store.last_key(cf::DUMP)?.map(|s| s + 1).unwrap_or(0);
+            }
+        }
+        *store.commit_lock.lock().map_err(|_| poisoned())? = dump_seq;
+        if let Durability::Interval(every) = durability {
+            let (dirty, stop) = (store.dirty.clone(), store.stop.clone());
+            let handle = std::thread::Builder::new()
+                .name("store-sync".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Acquire) {
+                        std::thread::sleep(every);
+                        if dirty.swap(false, Ordering::AcqRel) {
+                            if let Err(e) = db.flush_wal(true) {
+                                tracing::error!(error = %e, "wal sync failed");
+                            }
+                        }
+                    }
+                })
+                .ok();
+            *store.syncer.lock().map_err(|_| poisoned())? = handle;
+        }
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn check_format(&self) -> Result<(), StoreError> {
+        let meta = self.cf(cf::META)?;
+        match self.db.get_cf(&meta, keys::META_FORMAT_VERSION)? {
+            Some(v) => {
+                let found = keys::decode_seq(&v).unwrap_or(0);
+                if found != keys::FORMAT_VERSION {
+                    return Err(StoreError::Format {
+                        path: self.path.clone(),
+                        found,
+                        expected: keys::FORMAT_VERSION,
+                    });
+                }
+            }
+            None => {
+                self.db.put_cf(&meta, keys::META_FORMAT_VERSION, keys::seq_key(keys::FORMAT_VERSION))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn cf(&self, name: &str) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>, StoreError> {
+        self.db.cf_handle(name).ok_or_else(|| StoreError::UnknownQueue(name.to_string()))
+    }
+
+    /// Returns the handle of a column family, creating it if it does not exist yet.
+    fn cf_or_create(&self, name: &str) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>, StoreError> {
+        if self.db.cf_handle(name).is_none() {
+            self.db.create_cf(name, &cf_options())?;
+        }
+        self.cf(name)
+    }
+
+    fn first_key(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        let handle = self.cf(name)?;
+        let mut it = self.db.iterator_cf(&handle, IteratorMode::Start);
+        match it.next() {
+            Some(item) => Ok(keys::decode_seq(&item?.0)),
+            None => Ok(None),
+        }
+    }
+
+    fn last_key(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        let handle = self.cf(name)?;
+        let mut it = self.db.iterator_cf(&handle, IteratorMode::End);
+        match it.next() {
+            Some(item) => Ok(keys::decode_seq(&item?.0)),
+            None => Ok(None),
+        }
+    }
+
+    fn load_queue(&self, queue: &str) -> Result<Arc<QueueMeta>, StoreError> {
+        let name = cf::inbox(queue);
+        self.cf_or_create(&name)?;
+        let head = self.first_key(&name)?.unwrap_or(0);
+        let tail = self.last_key(&name)?.map(|s| s + 1).unwrap_or(head);
+        let handle = self.cf(&name)?;
+        let mut len = 0u64;
+        for item in self.db.iterator_cf(&handle, IteratorMode::Start) {
+            item?;
+            len += 1;
+        }
+        let meta = Arc::new(QueueMeta {
+            head: AtomicU64::new(head),
+            tail: AtomicU64::new(tail),
+            len: AtomicU64::new(len),
+        });
+        self.queues.write().map_err(|_| poisoned())?.insert(queue.to_string(), meta.clone());
+        Ok(meta)
+    }
+
+    fn queue(&self, queue: &str) -> Result<Arc<QueueMeta>, StoreError> {
+        if let Some(m) = self.queues.read().map_err(|_| poisoned())?.get(queue) {
+            return Ok(m.clone());
+        }
+        self.load_queue(queue)
+    }
+
+    /// Makes sure `queue` has an inbox.
+    pub fn ensure_queue(&self, queue: &str) -> Result<(), StoreError> {
+        self.queue(queue).map(|_| ())
+    }
+
+    /// The names of every queue in the store.
+    pub fn queue_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.queues.read().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Messages waiting in `queue` (0 for an unknown queue).
+    pub fn queue_len(&self, queue: &str) -> u64 {
+        self.queues
+            .read()
+            .ok()
+            .and_then(|m| m.get(queue).map(|q| q.len.load(Ordering::Acquire)))
+            .unwrap_or(0)
+    }
+
+    /// Up to `max` messages from the head of `queue`, oldest first. Reading does not remove them.
+    pub fn read(&self, queue: &str, max: usize) -> Result<Vec<Queued>, StoreError> {
+        let meta = self.queue(queue)?;
+        let head = meta.head.load(Ordering::Acquire);
+        let tail = meta.tail.load(Ordering::Acquire);
+        if head >= tail || max == 0 {
+            return Ok(Vec::new());
+        }
+        let name = cf::inbox(queue);
+        let handle = self.cf(&name)?;
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(keys::seq_key(head).to_vec());
+        ro.set_iterate_upper_bound(keys::seq_key(tail).to_vec());
+        let mut out = Vec::with_capacity(max.min(1024));
+        for item in self.db.iterator_cf_opt(&handle, ro, IteratorMode::Start) {
+            let (k, v) = item?;
+            let seq = keys::decode_seq(&k).ok_or_else(|| StoreError::Corrupt {
+                cf: name.clone(),
+                reason: format!("key of {} bytes", k.len()),
+            })?;
+            out.push(Queued { seq, data: v.into_vec() });
+            if out.len() >= max {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Commits a step atomically. Returns once the write is in the WAL (and fsynced with
+    /// [`Durability::Always`]).
+    pub fn commit(&self, step: Step) -> Result<(), StoreError> {
+        if step.is_empty() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        let mut acked: HashMap<&str, (u64, u64)> = HashMap::new();
+        for (q, seq) in &step.acks {
+            let handle = self.cf(&cf::inbox(q))?;
+            batch.delete_cf(&handle, keys::seq_key(*seq));
+            let e = acked.entry(q.as_str()).or_insert((0, 0));
+            e.0 = e.0.max(*seq + 1);
+            e.1 += 1;
+        }
+        for (bot, key, value) in &step.state {
+            let handle = self.cf_or_create(&cf::state(bot))?;
+            match value {
+                Some((v, expires_at)) => batch.put_cf(&handle, key, keys::encode_state(*expires_at, v)),
+                None => batch.delete_cf(&handle, key),
+            }
+        }
+        if !step.counters.is_empty() {
+            let handle = self.cf(cf::STATS)?;
+            for (bot, c) in &step.counters {
+                let v = serde_json::to_vec(c).map_err(|e| StoreError::Corrupt { cf: cf::STATS.into(), reason: e.to_string() })?;
+                batch.put_cf(&handle, bot.as_bytes(), v);
+            }
+        }
+        // Resolve queue metadata and handles before taking the commit lock.
+        let mut targets: HashMap<&str, (Arc<QueueMeta>, Arc<rocksdb::BoundColumnFamily<'_>>)> = HashMap::new();
+        for (q, _) in &step.puts {
+            if !targets.contains_key(q.as_str()) {
+                let meta = self.queue(q)?;
+                targets.insert(q.as_str(), (meta, self.cf(&cf::inbox(q))?));
+            }
+        }
+        let dump_handle = if step.dumps.is_empty() { None } else { Some(self.cf(cf::DUMP)?) };
+        let mut wo = WriteOptions::default();
+        wo.set_sync(self.durability == Durability::Always);
+
+        let mut dump_seq = self.commit_lock.lock().map_err(|_| poisoned())?;
+        let mut added: HashMap<&str, (u64, u64)> = HashMap::new();
+        for (q, data) in &step.puts {
+            let (meta, handle) = &targets[q.as_str()];
+            let a = added.entry(q.as_str()).or_insert((meta.tail.load(Ordering::Acquire), 0));
+            batch.put_cf(handle, keys::seq_key(a.0 + a.1), data);
+            a.1 += 1;
+        }
+        if let Some(handle) = &dump_handle {
+            for d in &step.dumps {
+                let v = serde_json::to_vec(d).map_err(|e| StoreError::Corrupt { cf: cf::DUMP.into(), reason: e.to_string() })?;
+                batch.put_cf(handle, keys::seq_key(*dump_seq), v);
+                *dump_seq += 1;
+            }
+        }
+        self.db.write_opt(batch, &wo)?;
+        for (q, (start, n)) in &added {
+            let meta = &targets[q].0;
+            meta.tail.store(start + n, Ordering::Release);
+            meta.len.fetch_add(*n, Ordering::AcqRel);
+        }
+        drop(dump_seq);
+        for (q, (next_head, n)) in acked {
+            let meta = self.queue(q)?;
+            meta.head.fetch_max(next_head, Ordering::AcqRel);
+            let _ = meta.len.fetch_update(Ordering::AcqRel, Ordering::Acquire, |l| Some(l.saturating_sub(n)));
+        }
+        self.dirty.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Deletes every message of `queue`; returns how many there were.
+    pub fn clear_queue(&self, queue: &str) -> Result<u64, StoreError> {
+        let meta = self.queues.read().map_err(|_| poisoned())?.get(queue).cloned()
+            .ok_or_else(|| StoreError::UnknownQueue(queue.to_string()))?;
+        let _guard = self.commit_lock.lock().map_err(|_| poisoned())?;
+        let handle = self.cf(&cf::inbox(queue))?;
+        let tail = meta.tail.load(Ordering::Acquire);
+        self.db.delete_range_cf(&handle, keys::seq_key(0), keys::seq_key(tail))?;
+        meta.head.store(tail, Ordering::Release);
+        Ok(meta.len.swap(0, Ordering::AcqRel))
+    }
+
+    /// A state value of `bot_id`, if set and not expired.
+    pub fn state_get(&self, bot_id: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(handle) = self.db.cf_handle(&cf::state(bot_id)) else {
+            return Ok(None);
+        };
+        let now = now_secs();
+        Ok(self.db.get_pinned_cf(&handle, key)?.and_then(|v| keys::decode_state(&v, now).map(<[u8]>::to_vec)))
+    }
+
+    /// Removes the expired state entries of `bot_id`; returns how many.
+    pub fn purge_expired(&self, bot_id: &str) -> Result<u64, StoreError> {
+        let Some(handle) = self.db.cf_handle(&cf::state(bot_id)) else {
+            return Ok(0);
+        };
+        let now = now_secs();
+        let mut batch = WriteBatch::default();
+        let mut n = 0;
+        for item in self.db.iterator_cf(&handle, IteratorMode::Start) {
+            let (k, v) = item?;
+            if keys::decode_state(&v, now).is_none() {
+                batch.delete_cf(&handle, k);
+                n += 1;
+            }
+        }
+        if n > 0 {
+            self.db.write(batch)?;
+        }
+        Ok(n)
+    }
+
+    /// The persisted counters of `bot_id`.
+    pub fn counters(&self, bot_id: &str) -> Result<Counters, StoreError> {
+        let handle = self.cf(cf::STATS)?;
+        match self.db.get_cf(&handle, bot_id.as_bytes())? {
+            Some(v) => serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt { cf: cf::STATS.into(), reason: e.to_string() }),
+            None => Ok(Counters::default()),
+        }
+    }
+
+    /// Every dump entry with its id, oldest first; only those of `bot_id` when given.
+    pub fn dumps(&self, bot_id: Option<&str>) -> Result<Vec<(u64, DumpEntry)>, StoreError> {
+        let handle = self.cf(cf::DUMP)?;
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(&handle, IteratorMode::Start) {
+            let (k, v) = item?;
+            let id = keys::decode_seq(&k).unwrap_or(0);
+            let entry: DumpEntry = serde_json::from_slice(&v)
+                .map_err(|e| StoreError::Corrupt { cf: cf::DUMP.into(), reason: format!("entry {id}: {e}") })?;
+            if bot_id.is_none_or(|b| b == entry.bot_id) {
+                out.push((id, entry));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes dump entries by id.
+    pub fn delete_dumps(&self, ids: &[u64]) -> Result<(), StoreError> {
+        let handle = self.cf(cf::DUMP)?;
+        let mut batch = WriteBatch::default();
+        for id in ids {
+            batch.delete_cf(&handle, keys::seq_key(*id));
+        }
+        self.db.write(batch)?;
+        Ok(())
+    }
+
+    /// Forces the WAL to disk (used at shutdown).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.db.flush_wal(true)?;
+        Ok(())
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Ok(mut h) = self.syncer.lock() {
+            if let Some(h) = h.take() {
+                let _ = h.join();
+            }
+        }
+        let _ = self.db.flush_wal(true);
+    }
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Corrupt { cf: "-".into(), reason: "a store lock was poisoned by a panic".into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &Path, queues: &[&str]) -> Store {
+        let qs: Vec<String> = queues.iter().map(|s| s.to_string()).collect();
+        Store::open(dir, Durability::Interval(Duration::from_millis(5)), &qs).expect("open")
+    }
+
+    fn bodies(v: &[Queued]) -> Vec<String> {
+        v.iter().map(|q| String::from_utf8_lossy(&q.data).into_owned()).collect()
+    }
+
+    #[test]
+    fn queue_is_fifo_and_ack_removes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = open(dir.path(), &["a"]);
+        let mut step = Step::new();
+        for i in 0..5 {
+            step.put("a", format!("m{i}").into_bytes());
+        }
+        s.commit(step).expect("commit");
+        assert_eq!(s.queue_len("a"), 5);
+        let got = s.read("a", 3).expect("read");
+        assert_eq!(bodies(&got), ["m0", "m1", "m2"]);
+        let mut step = Step::new();
+        for q in &got {
+            step.ack("a", q.seq);
+        }
+        s.commit(step).expect("ack");
+        assert_eq!(s.queue_len("a"), 2);
+        assert_eq!(bodies(&s.read("a", 10).expect("read")), ["m3", "m4"]);
+    }
+
+    #[test]
+    fn reopen_resumes_where_it_stopped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let s = open(dir.path(), &["a", "b"]);
+            let mut step = Step::new();
+            step.put("a", b"x".to_vec());
+            step.put("a", b"y".to_vec());
+            step.put("b", b"z".to_vec());
+            s.commit(step).expect("commit");
+            let first = s.read("a", 1).expect("read");
+            let mut step = Step::new();
+            step.ack("a", first[0].seq);
+            step.put("b", b"x-processed".to_vec());
+            step.state_put("bot", b"k", b"v", 0);
+            step.counters("bot", Counters { received: 1, sent: 1, ..Counters::default() });
+            s.commit(step).expect("commit");
+        }
+        let s = open(dir.path(), &[]);
+        assert_eq!(bodies(&s.read("a", 10).expect("read")), ["y"]);
+        assert_eq!(bodies(&s.read("b", 10).expect("read")), ["z", "x-processed"]);
+        assert_eq!(s.queue_len("b"), 2);
+        assert_eq!(s.state_get("bot", b"k").expect("state"), Some(b"v".to_vec()));
+        assert_eq!(s.counters("bot").expect("counters").sent, 1);
+        // New messages continue after the old tail.
+        let mut step = Step::new();
+        step.put("a", b"w".to_vec());
+        s.commit(step).expect("commit");
+        assert_eq!(bodies(&s.read("a", 10).expect("read")), ["y", "w"]);
+    }
+
+    #[test]
+    fn expired_state_is_invisible_and_purged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = open(dir.path(), &[]);
+        let mut step = Step::new();
+        step.state_put("dedup", b"old", b"1", 1);
+        step.state_put("dedup", b"new", b"1", now_secs() + 3600);
+        s.commit(step).expect("commit");
+        assert_eq!(s.state_get("dedup", b"old").expect("get"), None);
+        assert!(s.state_get("dedup", b"new").expect("get").is_some());
+        assert_eq!(s.purge_expired("dedup").expect("purge"), 1);
+    }
+
+    #[test]
+    fn dumps_are_listed_per_bot_and_deleted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = open(dir.path(), &[]);
+        let entry = |bot: &str| DumpEntry {
+            bot_id: bot.into(),
+            source_queue: Some(format!("{bot}-queue")),
+            time: "2024-01-01T00:00:00.000000".into(),
+            traceback: vec!["invalid value".into()],
+            message: "{}".into(),
+            message_type: None,
+        };
+        let mut step = Step::new();
+        step.dump(entry("p1"));
+        step.dump(entry("p2"));
+        step.dump(entry("p1"));
+        s.commit(step).expect("commit");
+        let p1 = s.dumps(Some("p1")).expect("dumps");
+        assert_eq!(p1.len(), 2);
+        s.delete_dumps(&[p1[0].0]).expect("delete");
+        assert_eq!(s.dumps(None).expect("dumps").len(), 2);
+        drop(s);
+        let s = open(dir.path(), &[]);
+        let mut step = Step::new();
+        step.dump(entry("p3"));
+        s.commit(step).expect("commit");
+        let ids: Vec<u64> = s.dumps(None).expect("dumps").iter().map(|d| d.0).collect();
+        assert_eq!(ids.len(), 3);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "dump ids stay unique after reopen: {ids:?}");
+    }
+
+    #[test]
+    fn clear_queue_empties_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = open(dir.path(), &["q"]);
+        let mut step = Step::new();
+        step.put("q", b"1".to_vec());
+        step.put("q", b"2".to_vec());
+        s.commit(step).expect("commit");
+        assert_eq!(s.clear_queue("q").expect("clear"), 2);
+        assert!(s.read("q", 10).expect("read").is_empty());
+        assert!(matches!(s.clear_queue("nope"), Err(StoreError::UnknownQueue(_))));
+    }
+
+    #[test]
+    fn concurrent_producers_never_lose_messages() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Arc::new(open(dir.path(), &["q"]));
+        let producers: Vec<_> = (0..4)
+            .map(|p| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    for i in 0..250 {
+                        let mut step = Step::new();
+                        step.put("q", format!("{p}-{i}").into_bytes());
+                        s.commit(step).expect("commit");
+                    }
+                })
+            })
+            .collect();
+        let mut seen = 0;
+        let mut done = false;
+        while !done {
+            done = producers.iter().all(|h| h.is_finished());
+            let got = s.read("q", 64).expect("read");
+            let mut step = Step::new();
+            for q in &got {
+                step.ack("q", q.seq);
+            }
+            seen += got.len();
+            s.commit(step).expect("ack");
+        }
+        for h in producers {
+            h.join().expect("join");
+        }
+        seen += s.read("q", 10_000).expect("read").len();
+        assert_eq!(seen, 1000);
+    }
+}

@@ -1,0 +1,5 @@
+//! End-to-end tests with the real `intelmq-node` binary: one module per area.
+
+mod config;
+mod crash;
+mod pipeline;
