@@ -14,24 +14,19 @@ pub type JsonMessage = Map<String, Value>;
 pub fn corpus_dir(env_var: &str, default_name: &str) -> PathBuf {
     match std::env::var_os(env_var) {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared")
-            .join(default_name),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared").join(default_name),
     }
 }
 
 /// Whether `INTELMQ_REQUIRE_CONFORMANCE=1` asks for the corpus to be present.
 pub fn corpus_required() -> bool {
-    std::env::var("INTELMQ_REQUIRE_CONFORMANCE")
-        .is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+    std::env::var("INTELMQ_REQUIRE_CONFORMANCE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
 }
 
 /// The case folders of a corpus (every directory not starting with `_` or `.`), sorted by name.
 pub fn case_dirs(corpus: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut dirs = Vec::new();
-    for entry in std::fs::read_dir(corpus)
-        .with_context(|| format!("cannot read corpus {}", corpus.display()))?
-    {
+    for entry in std::fs::read_dir(corpus).with_context(|| format!("cannot read corpus {}", corpus.display()))? {
         let entry = entry?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
@@ -46,15 +41,12 @@ pub fn case_dirs(corpus: &Path) -> anyhow::Result<Vec<PathBuf>> {
 
 /// The folder name of a case.
 pub fn case_name(dir: &Path) -> String {
-    dir.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// Reads and parses a JSON file.
 pub fn load_json(path: &Path) -> anyhow::Result<Value> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("invalid JSON in {}", path.display()))
 }
 
@@ -62,11 +54,7 @@ pub fn load_json(path: &Path) -> anyhow::Result<Value> {
 pub fn load_object(path: &Path) -> anyhow::Result<Map<String, Value>> {
     match load_json(path)? {
         Value::Object(map) => Ok(map),
-        other => bail!(
-            "{}: expected a JSON object, got {}",
-            path.display(),
-            type_name(&other)
-        ),
+        other => bail!("{}: expected a JSON object, got {}", path.display(), type_name(&other)),
     }
 }
 
@@ -79,18 +67,10 @@ pub fn load_objects(path: &Path) -> anyhow::Result<Vec<Map<String, Value>>> {
             .enumerate()
             .map(|(i, item)| match item {
                 Value::Object(map) => Ok(map),
-                other => bail!(
-                    "{}: element {i} is {}, not an object",
-                    path.display(),
-                    type_name(&other)
-                ),
+                other => bail!("{}: element {i} is {}, not an object", path.display(), type_name(&other)),
             })
             .collect(),
-        other => bail!(
-            "{}: expected an object or an array, got {}",
-            path.display(),
-            type_name(&other)
-        ),
+        other => bail!("{}: expected an object or an array, got {}", path.display(), type_name(&other)),
     }
 }
 
@@ -129,11 +109,7 @@ impl CompareRule {
 
     /// The stricter rule of the expert corpus: every key, JSON types kept apart.
     pub fn strict() -> Self {
-        CompareRule {
-            ignore_keys: Vec::new(),
-            python_equality: false,
-            mask_time_source_year: false,
-        }
+        CompareRule { ignore_keys: Vec::new(), python_equality: false, mask_time_source_year: false }
     }
 
     /// Prepares a message for comparison: drops the ignored keys and decodes `output` as JSON.
@@ -144,12 +120,8 @@ impl CompareRule {
                 continue;
             }
             let value = match (key.as_str(), value) {
-                ("output", Value::String(text)) => {
-                    serde_json::from_str(text).unwrap_or_else(|_| value.clone())
-                }
-                ("time.source", Value::String(text))
-                    if self.mask_time_source_year && text.len() >= 4 =>
-                {
+                ("output", Value::String(text)) => serde_json::from_str(text).unwrap_or_else(|_| value.clone()),
+                ("time.source", Value::String(text)) if self.mask_time_source_year && text.len() >= 4 => {
                     Value::String(format!("YYYY{}", text.get(4..).unwrap_or("")))
                 }
                 _ => value.clone(),
@@ -193,19 +165,10 @@ impl CompareRule {
     }
 
     /// Compares two message lists (same length, same order). `Err` holds a readable diff.
-    pub fn compare_lists(
-        &self,
-        expected: &[JsonMessage],
-        actual: &[JsonMessage],
-    ) -> Result<(), String> {
+    pub fn compare_lists(&self, expected: &[JsonMessage], actual: &[JsonMessage]) -> Result<(), String> {
         let mut report = String::new();
         if expected.len() != actual.len() {
-            let _ = writeln!(
-                report,
-                "  expected {} message(s), got {}",
-                expected.len(),
-                actual.len()
-            );
+            let _ = writeln!(report, "  expected {} message(s), got {}", expected.len(), actual.len());
         }
         for (i, (want, got)) in expected.iter().zip(actual).enumerate() {
             let lines = self.diff(want, got);
@@ -218,20 +181,12 @@ impl CompareRule {
         }
         if actual.len() > expected.len() {
             for (i, extra) in actual.iter().enumerate().skip(expected.len()) {
-                let _ = writeln!(
-                    report,
-                    "  unexpected message #{i}: {}",
-                    Value::Object(self.normalize(extra))
-                );
+                let _ = writeln!(report, "  unexpected message #{i}: {}", Value::Object(self.normalize(extra)));
             }
         }
         if expected.len() > actual.len() {
             for (i, missing) in expected.iter().enumerate().skip(actual.len()) {
-                let _ = writeln!(
-                    report,
-                    "  missing message #{i}: {}",
-                    Value::Object(self.normalize(missing))
-                );
+                let _ = writeln!(report, "  missing message #{i}: {}", Value::Object(self.normalize(missing)));
             }
         }
         if report.is_empty() {
@@ -268,23 +223,15 @@ pub fn python_eq(a: &Value, b: &Value) -> bool {
         }
     }
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
-                (Some(i), Some(j), _, _) => i == j,
-                (_, _, Some(i), Some(j)) => i == j,
-                _ => x.as_f64() == y.as_f64(),
-            }
-        }
-        (Value::Bool(_), Value::Number(_)) | (Value::Number(_), Value::Bool(_)) => {
-            number(a) == number(b)
-        }
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| python_eq(p, q))
-        }
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
+            (Some(i), Some(j), _, _) => i == j,
+            (_, _, Some(i), Some(j)) => i == j,
+            _ => x.as_f64() == y.as_f64(),
+        },
+        (Value::Bool(_), Value::Number(_)) | (Value::Number(_), Value::Bool(_)) => number(a) == number(b),
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| python_eq(p, q)),
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| python_eq(v, w)))
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| python_eq(v, w)))
         }
         _ => a == b,
     }

@@ -290,6 +290,12 @@ pub trait ExpertBot: Send {
 
 /// An output delivers Events; returning `Ok` means the far side has them.
 pub trait OutputBot: Send {
+    /// Called once when the bot starts, before its first `write`; state written here is committed
+    /// before the first step (the file output records the length its file starts with).
+    fn start(&mut self, _ctx: &mut Context<'_>) -> Result<(), BotError> {
+        Ok(())
+    }
+
     fn write(&mut self, events: &[Message], ctx: &mut Context<'_>) -> Result<(), BotError>;
 }
 

@@ -60,11 +60,25 @@ macro_rules! entry {
 
 /// Every module this node knows, one line each.
 pub static REGISTRY: &[BotEntry] = &[
-    entry!(Collector, "intelmq.bots.collectors.file.collector_file", collectors::file::collector_file::FileCollectorBot),
+    entry!(
+        Collector,
+        "intelmq.bots.collectors.file.collector_file",
+        collectors::file::collector_file::FileCollectorBot
+    ),
+    // -- parsers (alphabetical within each block) --
     entry!(Parser, "intelmq.bots.parsers.generic.parser_csv", parsers::generic::parser_csv::GenericCsvParserBot),
+    // registry:parsers-json
+    // registry:parsers-shadowserver
+    // registry:parsers-text
+    // registry:parsers-markup
+    // -- experts --
     entry!(Expert, "intelmq.bots.experts.deduplicator.expert", experts::deduplicator::expert::DeduplicatorExpertBot),
     entry!(Expert, "intelmq.bots.experts.taxonomy.expert", experts::taxonomy::expert::TaxonomyExpertBot),
     entry!(Expert, "intelmq.bots.experts.url2fqdn.expert", experts::url2fqdn::expert::Url2fqdnExpertBot),
+    // registry:experts-sieve
+    // registry:experts-general
+    // registry:experts-lookup
+    // -- outputs --
     entry!(Output, "intelmq.bots.outputs.file.output", outputs::file::output::FileOutputBot),
 ];
 

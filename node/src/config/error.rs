@@ -31,21 +31,11 @@ pub enum ConfigError {
 
     /// The file is not valid JSON.
     #[error("invalid json in `{}` at line {line} column {column}: {reason}", file.display())]
-    Json {
-        file: PathBuf,
-        line: usize,
-        column: usize,
-        reason: String,
-    },
+    Json { file: PathBuf, line: usize, column: usize, reason: String },
 
     /// The file is not valid YAML.
     #[error("invalid yaml in `{}` at line {line} column {column}: {reason}", file.display())]
-    Yaml {
-        file: PathBuf,
-        line: usize,
-        column: usize,
-        reason: String,
-    },
+    Yaml { file: PathBuf, line: usize, column: usize, reason: String },
 
     /// The harmonization file could not be loaded (the reason names the file and field).
     #[error("invalid harmonization `{}`: {reason}", file.display())]
@@ -67,12 +57,7 @@ pub enum ConfigError {
         "unknown key `{key}` for bot `{bot}` in `{}` (known: {known})",
         file.display()
     )]
-    UnknownKey {
-        file: PathBuf,
-        bot: String,
-        key: String,
-        known: String,
-    },
+    UnknownKey { file: PathBuf, bot: String, key: String, known: String },
 
     /// A bot entry without `module`.
     #[error("bot `{bot}` in `{}` has no `module`", file.display())]
@@ -83,46 +68,28 @@ pub enum ConfigError {
         "invalid `group` value `{value}` for bot `{bot}` in `{}` (expected Collector, Parser, Expert or Output)",
         file.display()
     )]
-    InvalidGroup {
-        file: PathBuf,
-        bot: String,
-        value: String,
-    },
+    InvalidGroup { file: PathBuf, bot: String, value: String },
 
     /// `run_mode` is not continuous or scheduled.
     #[error(
         "invalid `run_mode` value `{value}` for bot `{bot}` in `{}` (expected continuous or scheduled)",
         file.display()
     )]
-    InvalidRunMode {
-        file: PathBuf,
-        bot: String,
-        value: String,
-    },
+    InvalidRunMode { file: PathBuf, bot: String, value: String },
 
     /// `error_procedure` is not pass or stop.
     #[error(
         "invalid `error_procedure` value `{value}` for bot `{bot}` in `{}` (expected pass or stop)",
         file.display()
     )]
-    InvalidErrorProcedure {
-        file: PathBuf,
-        bot: String,
-        value: String,
-    },
+    InvalidErrorProcedure { file: PathBuf, bot: String, value: String },
 
     /// Any other value of the wrong type or out of range.
     #[error(
         "invalid value `{value}` for `{key}` of bot `{bot}` in `{}`: expected {expected}",
         file.display()
     )]
-    InvalidValue {
-        file: PathBuf,
-        bot: String,
-        key: String,
-        value: String,
-        expected: String,
-    },
+    InvalidValue { file: PathBuf, bot: String, key: String, value: String, expected: String },
 
     /// `pipeline.conf` wires a bot that `runtime.conf` does not configure.
     #[error(
@@ -130,55 +97,32 @@ pub enum ConfigError {
         file.display(),
         runtime.display()
     )]
-    PipelineUnknownBot {
-        file: PathBuf,
-        runtime: PathBuf,
-        bot: String,
-    },
+    PipelineUnknownBot { file: PathBuf, runtime: PathBuf, bot: String },
 
     /// A destination queue that no configured bot reads.
     #[error(
         "destination queue `{queue}` (path `{path}`) of bot `{bot}` in `{}` is not the source queue of any configured bot",
         file.display()
     )]
-    DanglingQueue {
-        file: PathBuf,
-        bot: String,
-        path: String,
-        queue: String,
-    },
+    DanglingQueue { file: PathBuf, bot: String, path: String, queue: String },
 
     /// Two bots read the same source queue.
     #[error(
         "bots `{first}` and `{bot}` in `{}` both read source queue `{queue}`",
         file.display()
     )]
-    DuplicateSourceQueue {
-        file: PathBuf,
-        first: String,
-        bot: String,
-        queue: String,
-    },
+    DuplicateSourceQueue { file: PathBuf, first: String, bot: String, queue: String },
 
     /// A bad key or value in `node.conf` (`key` is the dotted path, e.g. `store.sync`).
     #[error("invalid `{key}` in `{}`: {reason}", file.display())]
-    NodeConf {
-        file: PathBuf,
-        key: String,
-        reason: String,
-    },
+    NodeConf { file: PathBuf, key: String, reason: String },
 
     /// A bot placed on a node that `node.conf` does not know.
     #[error(
         "bot `{bot}` in `{}` is placed on unknown node `{node}` (known: {known})",
         file.display()
     )]
-    UnknownNode {
-        file: PathBuf,
-        bot: String,
-        node: String,
-        known: String,
-    },
+    UnknownNode { file: PathBuf, bot: String, node: String, known: String },
 }
 
 impl ConfigError {

@@ -15,24 +15,12 @@ use serde_json::{Map, Value};
 
 use super::error::ConfigError;
 use super::node::NodeConfig;
-use super::{
-    etc_dir, BotConfig, Botnet, CommonParams, ConfigLayout, ErrorProcedure, Group, RunMode,
-};
+use super::{etc_dir, BotConfig, Botnet, CommonParams, ConfigLayout, ErrorProcedure, Group, RunMode};
 use crate::message::Harmonization;
 
 /// The keys a bot entry may have at its top level.
-const BOT_KEYS: &[&str] = &[
-    "group",
-    "groupname",
-    "bot_id",
-    "module",
-    "name",
-    "description",
-    "enabled",
-    "run_mode",
-    "parameters",
-    "node",
-];
+const BOT_KEYS: &[&str] =
+    &["group", "groupname", "bot_id", "module", "name", "description", "enabled", "run_mode", "parameters", "node"];
 
 /// The keys of a `pipeline.conf` entry.
 const PIPELINE_KEYS: &[&str] = &["source-queue", "destination-queues"];
@@ -77,22 +65,13 @@ pub fn load_from(root: &Path, etc: &Path) -> Result<Botnet, ConfigError> {
     let harmonization = load_harmonization(&etc.join("harmonization.conf"))?;
     let raw = read_raw(etc)?;
     let (bots, warnings) = validate(&raw, &node)?;
-    Ok(Botnet {
-        root: root.to_path_buf(),
-        layout: raw.layout,
-        node,
-        harmonization,
-        bots,
-        warnings,
-    })
+    Ok(Botnet { root: root.to_path_buf(), layout: raw.layout, node, harmonization, bots, warnings })
 }
 
 fn load_harmonization(file: &Path) -> Result<Arc<Harmonization>, ConfigError> {
     if file.exists() {
-        let h = Harmonization::load(file).map_err(|e| ConfigError::Harmonization {
-            file: file.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        let h = Harmonization::load(file)
+            .map_err(|e| ConfigError::Harmonization { file: file.to_path_buf(), reason: e.to_string() })?;
         Ok(h.into())
     } else {
         Ok(Harmonization::builtin().into())
@@ -168,42 +147,27 @@ fn read_file(file: &Path) -> Result<Option<String>, ConfigError> {
     match std::fs::read_to_string(file) {
         Ok(t) => Ok(Some(t)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(ConfigError::Io {
-            file: file.to_path_buf(),
-            source,
-        }),
+        Err(source) => Err(ConfigError::Io { file: file.to_path_buf(), source }),
     }
 }
 
 fn parse_json(file: &Path, text: &str) -> Result<Vec<(String, Value)>, ConfigError> {
-    serde_json::from_str::<Entries>(text)
-        .map(|e| e.0)
-        .map_err(|e| ConfigError::Json {
-            file: file.to_path_buf(),
-            line: e.line(),
-            column: e.column(),
-            reason: strip_location(e.to_string()),
-        })
+    serde_json::from_str::<Entries>(text).map(|e| e.0).map_err(|e| ConfigError::Json {
+        file: file.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        reason: strip_location(e.to_string()),
+    })
 }
 
 fn parse_yaml(file: &Path, text: &str) -> Result<Vec<(String, Value)>, ConfigError> {
-    if text
-        .lines()
-        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#') || l.trim() == "---")
-    {
+    if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#') || l.trim() == "---") {
         return Ok(Vec::new());
     }
-    serde_yaml::from_str::<Entries>(text)
-        .map(|e| e.0)
-        .map_err(|e| {
-            let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-            ConfigError::Yaml {
-                file: file.to_path_buf(),
-                line,
-                column,
-                reason: strip_location(e.to_string()),
-            }
-        })
+    serde_yaml::from_str::<Entries>(text).map(|e| e.0).map_err(|e| {
+        let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+        ConfigError::Yaml { file: file.to_path_buf(), line, column, reason: strip_location(e.to_string()) }
+    })
 }
 
 /// Takes the `global` entry out of `entries` (an object or null), as a global layer.
@@ -219,18 +183,13 @@ fn take_global(
             return true;
         }
         if found {
-            err = Some(ConfigError::DuplicateBotId {
-                file: file.to_path_buf(),
-                bot: GLOBAL_SECTION.to_string(),
-            });
+            err = Some(ConfigError::DuplicateBotId { file: file.to_path_buf(), bot: GLOBAL_SECTION.to_string() });
         }
         found = true;
         match v {
-            Value::Object(m) => globals.push(RawGlobal {
-                file: file.to_path_buf(),
-                section: GLOBAL_SECTION,
-                params: m.clone(),
-            }),
+            Value::Object(m) => {
+                globals.push(RawGlobal { file: file.to_path_buf(), section: GLOBAL_SECTION, params: m.clone() })
+            }
             Value::Null => {}
             other => {
                 err.get_or_insert(ConfigError::InvalidValue {
@@ -258,17 +217,13 @@ pub(crate) fn read_raw(etc: &Path) -> Result<RawBotnet, ConfigError> {
     let conf_text = read_file(&conf)?;
     match (yaml_text, conf_text) {
         (Some(_), Some(_)) => Err(ConfigError::BothLayouts { yaml, conf }),
-        (None, None) => Err(ConfigError::NoRuntime {
-            etc: etc.to_path_buf(),
-        }),
+        (None, None) => Err(ConfigError::NoRuntime { etc: etc.to_path_buf() }),
         (Some(text), None) => {
             let mut bots = parse_yaml(&yaml, &text)?;
             let mut globals = Vec::new();
             take_global(&yaml, &mut bots, &mut globals)?;
             Ok(RawBotnet {
-                layout: ConfigLayout::RuntimeYaml {
-                    runtime: yaml.clone(),
-                },
+                layout: ConfigLayout::RuntimeYaml { runtime: yaml.clone() },
                 runtime_file: yaml,
                 globals,
                 bots,
@@ -281,27 +236,16 @@ pub(crate) fn read_raw(etc: &Path) -> Result<RawBotnet, ConfigError> {
             let mut globals = Vec::new();
             if let Some(t) = read_file(&defaults)? {
                 let params: Map<String, Value> = parse_json(&defaults, &t)?.into_iter().collect();
-                globals.push(RawGlobal {
-                    file: defaults.clone(),
-                    section: DEFAULTS_SECTION,
-                    params,
-                });
+                globals.push(RawGlobal { file: defaults.clone(), section: DEFAULTS_SECTION, params });
             }
             let mut bots = parse_json(&conf, &text)?;
             take_global(&conf, &mut bots, &mut globals)?;
             let raw_pipeline = match read_file(&pipeline)? {
-                Some(t) => Some(RawPipeline {
-                    file: pipeline.clone(),
-                    entries: parse_json(&pipeline, &t)?,
-                }),
+                Some(t) => Some(RawPipeline { file: pipeline.clone(), entries: parse_json(&pipeline, &t)? }),
                 None => None,
             };
             Ok(RawBotnet {
-                layout: ConfigLayout::Classic {
-                    defaults,
-                    runtime: conf.clone(),
-                    pipeline,
-                },
+                layout: ConfigLayout::Classic { defaults, runtime: conf.clone(), pipeline },
                 runtime_file: conf,
                 globals,
                 bots,
@@ -354,10 +298,7 @@ fn classify(key: &str) -> KeyKind {
         )
     {
         KeyKind::Dropped
-    } else if matches!(
-        key,
-        "enabled" | "run_mode" | "group" | "groupname" | "bot_id" | "module" | "description"
-    ) {
+    } else if matches!(key, "enabled" | "run_mode" | "group" | "groupname" | "bot_id" | "module" | "description") {
         KeyKind::System
     } else if key.starts_with("http_") || key == "https_proxy" || key == "ssl_ca_certificate" {
         KeyKind::BotOnlyGlobal
@@ -409,8 +350,7 @@ fn to_f64(v: &Value) -> Result<f64, Bad> {
         Value::String(s) => s.trim().parse::<f64>().ok(),
         _ => None,
     };
-    f.filter(|f| f.is_finite() && *f >= 0.0)
-        .ok_or(Bad::Expected(EXPECTED))
+    f.filter(|f| f.is_finite() && *f >= 0.0).ok_or(Bad::Expected(EXPECTED))
 }
 
 fn to_opt_string(v: &Value) -> Result<Option<String>, Bad> {
@@ -425,10 +365,7 @@ fn to_opt_string(v: &Value) -> Result<Option<String>, Bad> {
 
 fn to_logging_level(v: &Value) -> Result<String, Bad> {
     const EXPECTED: &str = "one of DEBUG, INFO, WARNING, ERROR, CRITICAL";
-    let s = v
-        .as_str()
-        .ok_or(Bad::Expected(EXPECTED))?
-        .to_ascii_uppercase();
+    let s = v.as_str().ok_or(Bad::Expected(EXPECTED))?.to_ascii_uppercase();
     match s.as_str() {
         "DEBUG" | "INFO" | "WARNING" | "ERROR" | "CRITICAL" => Ok(s),
         "WARN" => Ok("WARNING".to_string()),
@@ -453,9 +390,8 @@ fn apply_common(c: &mut CommonParams, key: &str, v: &Value) -> Result<(), Bad> {
         }
         return Ok(());
     }
-    let u32_of = |v: &Value| {
-        to_u64(v).and_then(|u| u32::try_from(u).map_err(|_| Bad::Expected("an integer below 2^32")))
-    };
+    let u32_of =
+        |v: &Value| to_u64(v).and_then(|u| u32::try_from(u).map_err(|_| Bad::Expected("an integer below 2^32")));
     match key {
         "error_procedure" => {
             c.error_procedure = match v.as_str().map(|s| s.trim().to_ascii_lowercase()) {
@@ -476,10 +412,7 @@ fn apply_common(c: &mut CommonParams, key: &str, v: &Value) -> Result<(), Bad> {
         "log_processed_messages_seconds" => c.log_processed_messages_seconds = to_u64(v)?,
         "batch_size" => {
             let n = to_u64(v)?;
-            c.batch_size = usize::try_from(n)
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or(Bad::Expected("a positive integer"))?;
+            c.batch_size = usize::try_from(n).ok().filter(|n| *n > 0).ok_or(Bad::Expected("a positive integer"))?;
         }
         "max_queue_length" => c.max_queue_length = to_u64(v)?,
         "name" => c.feed_name = to_opt_string(v)?,
@@ -494,20 +427,12 @@ fn apply_common(c: &mut CommonParams, key: &str, v: &Value) -> Result<(), Bad> {
         "provider" => c.feed_provider = to_opt_string(v)?,
         "documentation" => c.feed_documentation = to_opt_string(v)?,
         "default_fields" => {
-            c.default_fields = v
-                .as_object()
-                .cloned()
-                .ok_or(Bad::Expected("a mapping of field names to values"))?
+            c.default_fields = v.as_object().cloned().ok_or(Bad::Expected("a mapping of field names to values"))?
         }
         "copy_collector_provided_fields" => {
             const EXPECTED: &str = "a list of field names";
             c.copy_collector_provided_fields = match v {
-                Value::String(s) => s
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect(),
+                Value::String(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
                 Value::Array(items) => items
                     .iter()
                     .map(|i| i.as_str().map(String::from).ok_or(Bad::Expected(EXPECTED)))
@@ -523,11 +448,9 @@ fn apply_common(c: &mut CommonParams, key: &str, v: &Value) -> Result<(), Bad> {
 
 fn common_error(file: &Path, bot: &str, key: &str, v: &Value, bad: Bad) -> ConfigError {
     match bad {
-        Bad::ErrorProcedure => ConfigError::InvalidErrorProcedure {
-            file: file.to_path_buf(),
-            bot: bot.to_string(),
-            value: show(v),
-        },
+        Bad::ErrorProcedure => {
+            ConfigError::InvalidErrorProcedure { file: file.to_path_buf(), bot: bot.to_string(), value: show(v) }
+        }
         Bad::Expected(expected) => ConfigError::InvalidValue {
             file: file.to_path_buf(),
             bot: bot.to_string(),
@@ -549,16 +472,10 @@ fn parse_destination_queues(v: &Value) -> Result<BTreeMap<String, Vec<String>>, 
                 .iter()
                 .map(|i| match i {
                     Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-                    other => Err(format!(
-                        "queue name `{}` is not a non-empty string",
-                        show(other)
-                    )),
+                    other => Err(format!("queue name `{}` is not a non-empty string", show(other))),
                 })
                 .collect(),
-            other => Err(format!(
-                "`{}` is not a queue name or a list of them",
-                show(other)
-            )),
+            other => Err(format!("`{}` is not a queue name or a list of them", show(other))),
         }
     }
     let mut out = BTreeMap::new();
@@ -566,10 +483,7 @@ fn parse_destination_queues(v: &Value) -> Result<BTreeMap<String, Vec<String>>, 
         Value::Null => {}
         Value::Object(paths) => {
             for (path, queues) in paths {
-                out.insert(
-                    path.clone(),
-                    queue_list(queues).map_err(|e| format!("path `{path}`: {e}"))?,
-                );
+                out.insert(path.clone(), queue_list(queues).map_err(|e| format!("path `{path}`: {e}"))?);
             }
         }
         other => {
@@ -599,10 +513,7 @@ struct Wiring {
 }
 
 /// Validates the raw files into bots (in file order) and warnings. No IO.
-pub(crate) fn validate(
-    raw: &RawBotnet,
-    node: &NodeConfig,
-) -> Result<(Vec<BotConfig>, Vec<String>), ConfigError> {
+pub(crate) fn validate(raw: &RawBotnet, node: &NodeConfig) -> Result<(Vec<BotConfig>, Vec<String>), ConfigError> {
     let mut warnings = Vec::new();
 
     // The global layers, validated once so a bad global value names its own section.
@@ -625,16 +536,10 @@ pub(crate) fn validate(
     let mut seen = HashSet::new();
     for (id, _) in &raw.bots {
         if !valid_bot_id(id) {
-            return Err(ConfigError::InvalidBotId {
-                file: raw.runtime_file.clone(),
-                bot: id.clone(),
-            });
+            return Err(ConfigError::InvalidBotId { file: raw.runtime_file.clone(), bot: id.clone() });
         }
         if !seen.insert(id.as_str()) {
-            return Err(ConfigError::DuplicateBotId {
-                file: raw.runtime_file.clone(),
-                bot: id.clone(),
-            });
+            return Err(ConfigError::DuplicateBotId { file: raw.runtime_file.clone(), bot: id.clone() });
         }
     }
 
@@ -644,10 +549,7 @@ pub(crate) fn validate(
         let mut pseen = HashSet::new();
         for (id, entry) in &p.entries {
             if !pseen.insert(id.as_str()) {
-                return Err(ConfigError::DuplicateBotId {
-                    file: p.file.clone(),
-                    bot: id.clone(),
-                });
+                return Err(ConfigError::DuplicateBotId { file: p.file.clone(), bot: id.clone() });
             }
             if !seen.contains(id.as_str()) {
                 return Err(ConfigError::PipelineUnknownBot {
@@ -685,15 +587,8 @@ pub(crate) fn validate(
     let mut bots = Vec::with_capacity(raw.bots.len());
     let mut wiring_files = Vec::with_capacity(raw.bots.len());
     for (id, entry) in &raw.bots {
-        let (bot, wiring_file) = validate_bot(
-            raw,
-            node,
-            &base,
-            id,
-            entry,
-            pipeline.remove(id.as_str()),
-            &mut warnings,
-        )?;
+        let (bot, wiring_file) =
+            validate_bot(raw, node, &base, id, entry, pipeline.remove(id.as_str()), &mut warnings)?;
         bots.push(bot);
         wiring_files.push(wiring_file);
     }
@@ -752,9 +647,7 @@ fn validate_bot(
         value: show(v),
         expected: expected.to_string(),
     };
-    let obj = entry
-        .as_object()
-        .ok_or_else(|| invalid(id, entry, "a mapping with `module` and `parameters`"))?;
+    let obj = entry.as_object().ok_or_else(|| invalid(id, entry, "a mapping with `module` and `parameters`"))?;
     if let Some(key) = obj.keys().find(|k| !BOT_KEYS.contains(&k.as_str())) {
         return Err(ConfigError::UnknownKey {
             file: file.clone(),
@@ -778,10 +671,7 @@ fn validate_bot(
         Some(Value::String(s)) => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
         Some(other) => return Err(invalid("module", other, "a module path")),
     }
-    .ok_or_else(|| ConfigError::MissingModule {
-        file: file.clone(),
-        bot: id.to_string(),
-    })?;
+    .ok_or_else(|| ConfigError::MissingModule { file: file.clone(), bot: id.to_string() })?;
 
     let group = match get("group") {
         None => None,
@@ -791,13 +681,7 @@ fn validate_bot(
             Some("parser") => Group::Parser,
             Some("expert") => Group::Expert,
             Some("output") => Group::Output,
-            _ => {
-                return Err(ConfigError::InvalidGroup {
-                    file: file.clone(),
-                    bot: id.to_string(),
-                    value: show(v),
-                })
-            }
+            _ => return Err(ConfigError::InvalidGroup { file: file.clone(), bot: id.to_string(), value: show(v) }),
         }),
     };
 
@@ -807,13 +691,7 @@ fn validate_bot(
         Some(v) => match v.as_str().map(str::to_ascii_lowercase).as_deref() {
             Some("continuous") => RunMode::Continuous,
             Some("scheduled") => RunMode::Scheduled,
-            _ => {
-                return Err(ConfigError::InvalidRunMode {
-                    file: file.clone(),
-                    bot: id.to_string(),
-                    value: show(v),
-                })
-            }
+            _ => return Err(ConfigError::InvalidRunMode { file: file.clone(), bot: id.to_string(), value: show(v) }),
         },
     };
 
@@ -849,11 +727,7 @@ fn validate_bot(
         common.feed_name = Some(n.clone());
     }
     let mut params = Map::new();
-    let mut wiring = Wiring {
-        file: file.clone(),
-        source_queue: None,
-        destination_queues: None,
-    };
+    let mut wiring = Wiring { file: file.clone(), source_queue: None, destination_queues: None };
     for (key, v) in params_in {
         match classify(key) {
             KeyKind::Common => apply_common(&mut common, key, v)
@@ -913,8 +787,9 @@ fn validate_bot(
     };
     let explicit_source = match &wiring.source_queue {
         None => None,
-        Some(v) => parse_source_queue(v)
-            .map_err(|reason| wiring_invalid(sq_key, v, format!("a queue name ({reason})")))?,
+        Some(v) => {
+            parse_source_queue(v).map_err(|reason| wiring_invalid(sq_key, v, format!("a queue name ({reason})")))?
+        }
     };
     let source_queue = if is_collector(group, &module) {
         if let Some(q) = explicit_source {
@@ -965,9 +840,7 @@ mod tests {
     }
 
     /// Everything `load` does except the harmonization.
-    fn load_bots(
-        files: &[(&str, &str)],
-    ) -> Result<(RawBotnet, Vec<BotConfig>, Vec<String>), ConfigError> {
+    fn load_bots(files: &[(&str, &str)]) -> Result<(RawBotnet, Vec<BotConfig>, Vec<String>), ConfigError> {
         let dir = root_with(files);
         let etc = dir.path().join("etc");
         let node = NodeConfig::load(&etc.join("node.conf"))?;
@@ -995,10 +868,7 @@ mod tests {
     }
 
     fn dq(pairs: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
-        pairs
-            .iter()
-            .map(|(p, qs)| (p.to_string(), qs.iter().map(|q| q.to_string()).collect()))
-            .collect()
+        pairs.iter().map(|(p, qs)| (p.to_string(), qs.iter().map(|q| q.to_string()).collect())).collect()
     }
 
     const CLASSIC_DEFAULTS: &str = r#"{
@@ -1043,9 +913,7 @@ mod tests {
     }
 
     fn bench_yaml() -> String {
-        BENCH_RUNTIME
-            .replace("@ROOT@", "/srv/bench")
-            .replace("@REDIS_PORT@", "6379")
+        BENCH_RUNTIME.replace("@ROOT@", "/srv/bench").replace("@REDIS_PORT@", "6379")
     }
 
     #[test]
@@ -1054,24 +922,12 @@ mod tests {
         assert!(matches!(raw.layout, ConfigLayout::Classic { .. }));
         assert!(warnings.is_empty(), "{warnings:?}");
         let ids: Vec<&str> = bots.iter().map(|b| b.id.as_str()).collect();
-        assert_eq!(
-            ids,
-            [
-                "file-collector",
-                "csv-parser",
-                "taxonomy-expert",
-                "file-output",
-                "error-output"
-            ]
-        );
+        assert_eq!(ids, ["file-collector", "csv-parser", "taxonomy-expert", "file-output", "error-output"]);
 
         let c = bot(&bots, "file-collector");
         assert_eq!(c.group, Some(Group::Collector));
         assert_eq!(c.source_queue, None);
-        assert_eq!(
-            c.destination_queues,
-            dq(&[("_default", &["csv-parser-queue"])])
-        );
+        assert_eq!(c.destination_queues, dq(&[("_default", &["csv-parser-queue"])]));
         assert_eq!(c.common.rate_limit, Some(300.0));
         assert_eq!(c.common.feed_name.as_deref(), Some("File"));
         assert_eq!(c.common.feed_provider.as_deref(), Some("bench"));
@@ -1083,20 +939,14 @@ mod tests {
         assert_eq!(p.source_queue.as_deref(), Some("csv-parser-queue"));
         assert_eq!(
             p.destination_queues,
-            dq(&[
-                ("_default", &["taxonomy-expert-queue"]),
-                ("_on_error", &["error-output-queue"])
-            ])
+            dq(&[("_default", &["taxonomy-expert-queue"]), ("_on_error", &["error-output-queue"])])
         );
         assert_eq!(p.common.error_max_retries, 7);
 
         let t = bot(&bots, "taxonomy-expert");
         assert!(!t.enabled);
         assert_eq!(t.run_mode, RunMode::Scheduled);
-        assert_eq!(
-            t.destination_queues,
-            dq(&[("_default", &["file-output-queue"])])
-        );
+        assert_eq!(t.destination_queues, dq(&[("_default", &["file-output-queue"])]));
         assert_eq!(t.common.error_max_retries, 5);
         assert_eq!(t.common.rate_limit, Some(0.0));
 
@@ -1105,18 +955,13 @@ mod tests {
         assert_eq!(e.source_queue.as_deref(), Some("error-output-queue"));
         assert!(e.destination_queues.is_empty());
         // Global http_* and IntelMQ-only keys never reach a bot's params.
-        assert!(bots
-            .iter()
-            .all(|b| !b.params.contains_key("http_timeout_sec")));
+        assert!(bots.iter().all(|b| !b.params.contains_key("http_timeout_sec")));
         assert!(bots.iter().all(|b| !b.params.contains_key("logging_path")));
     }
 
     #[test]
     fn classic_layout_without_defaults_and_pipeline_uses_builtin_defaults() {
-        let bots = bots_of(&[(
-            "runtime.conf",
-            r#"{"expert": {"module": "intelmq.bots.experts.taxonomy.expert"}}"#,
-        )]);
+        let bots = bots_of(&[("runtime.conf", r#"{"expert": {"module": "intelmq.bots.experts.taxonomy.expert"}}"#)]);
         assert_eq!(bots[0].common, CommonParams::default());
         assert_eq!(bots[0].source_queue.as_deref(), Some("expert-queue"));
         assert_eq!(bots[0].group, None);
@@ -1134,10 +979,7 @@ mod tests {
         let c = bot(&bots, "feodo-tracker-collector");
         assert_eq!(c.module, "intelmq.bots.collectors.http.collector_http");
         assert_eq!(c.source_queue, None);
-        assert_eq!(
-            c.destination_queues,
-            dq(&[("_default", &["feodo-tracker-parser-queue"])])
-        );
+        assert_eq!(c.destination_queues, dq(&[("_default", &["feodo-tracker-parser-queue"])]));
         assert_eq!(c.common.feed_name.as_deref(), Some("Feodo Tracker"));
         assert_eq!(c.name.as_deref(), Some("URL Fetcher"));
         assert_eq!(c.common.feed_provider.as_deref(), Some("Abuse.ch"));
@@ -1153,20 +995,14 @@ mod tests {
                 "ssl_client_certificate"
             ]
         );
-        assert_eq!(
-            c.params["http_url"],
-            "https://feodotracker.abuse.ch/downloads/ipblocklist.json"
-        );
+        assert_eq!(c.params["http_url"], "https://feodotracker.abuse.ch/downloads/ipblocklist.json");
 
         let spamhaus = bot(&bots, "spamhaus-drop-collector");
         assert_eq!(spamhaus.common.feed_name.as_deref(), Some("Drop"));
         assert_eq!(spamhaus.description, None);
 
         let dedup = bot(&bots, "deduplicator-expert");
-        assert_eq!(
-            dedup.source_queue.as_deref(),
-            Some("deduplicator-expert-queue")
-        );
+        assert_eq!(dedup.source_queue.as_deref(), Some("deduplicator-expert-queue"));
         assert_eq!(dedup.params["filter_keys"], "raw,time.observation");
         assert_eq!(dedup.params["redis_cache_ttl"], 86400);
 
@@ -1174,13 +1010,7 @@ mod tests {
         assert!(url.common.load_balance);
         assert_eq!(
             url.destination_queues,
-            dq(&[(
-                "_default",
-                &[
-                    "gethostbyname-1-expert-queue",
-                    "gethostbyname-2-expert-queue"
-                ]
-            )])
+            dq(&[("_default", &["gethostbyname-1-expert-queue", "gethostbyname-2-expert-queue"])])
         );
         assert_eq!(url.params.keys().collect::<Vec<_>>(), ["overwrite"]);
 
@@ -1209,33 +1039,22 @@ mod tests {
             ]
         );
         assert!(bots.iter().all(|b| b.common.logging_level == "WARNING"));
-        assert!(bots
-            .iter()
-            .all(|b| b.common.error_procedure == ErrorProcedure::Pass));
+        assert!(bots.iter().all(|b| b.common.error_procedure == ErrorProcedure::Pass));
         let c = bot(&bots, "file-collector");
         assert_eq!(c.params["path"], "/srv/bench/in");
         assert_eq!(c.params["chunk_size"], 1048576);
         assert_eq!(c.common.feed_name.as_deref(), Some("bench-feed"));
         let p = bot(&bots, "csv-parser");
         assert_eq!(p.params["columns"][1], "source.ip");
-        assert_eq!(
-            p.destination_queues,
-            dq(&[("_default", &["deduplicator-expert-queue"])])
-        );
-        assert_eq!(
-            bot(&bots, "file-output").params["file"],
-            "/srv/bench/out/events.txt"
-        );
+        assert_eq!(p.destination_queues, dq(&[("_default", &["deduplicator-expert-queue"])]));
+        assert_eq!(bot(&bots, "file-output").params["file"], "/srv/bench/out/events.txt");
     }
 
     #[test]
     fn load_reads_node_conf_and_the_builtin_harmonization() {
         let dir = root_with(&[
             ("runtime.yaml", INTELMQ_35_RUNTIME),
-            (
-                "node.conf",
-                r#"{"node_id": "node-a", "store": {"sync": "always"}}"#,
-            ),
+            ("node.conf", r#"{"node_id": "node-a", "store": {"sync": "always"}}"#),
         ]);
         let botnet = load(dir.path()).unwrap();
         assert_eq!(botnet.root, dir.path());
@@ -1308,14 +1127,8 @@ exp:
         .unwrap();
         assert!(bots[0].params.is_empty());
         assert_eq!(warnings.len(), 3, "{warnings:?}");
-        assert!(
-            warnings[0].contains("global parameter `redis_cache_host`"),
-            "{warnings:?}"
-        );
-        assert!(
-            warnings[1].contains("bot `exp`")
-                && warnings[1].contains("`destination_pipeline_port`")
-        );
+        assert!(warnings[0].contains("global parameter `redis_cache_host`"), "{warnings:?}");
+        assert!(warnings[1].contains("bot `exp`") && warnings[1].contains("`destination_pipeline_port`"));
         assert!(warnings[2].contains("`process_manager`"));
     }
 
@@ -1355,11 +1168,7 @@ z:
         assert_eq!(bot(&bots, "b").destination_queues, both);
         assert_eq!(
             bot(&bots, "c").destination_queues,
-            dq(&[
-                ("_default", &["x-queue", "y-queue"]),
-                ("_on_error", &["z-queue"]),
-                ("filter_match", &["z-queue"])
-            ])
+            dq(&[("_default", &["x-queue", "y-queue"]), ("_on_error", &["z-queue"]), ("filter_match", &["z-queue"])])
         );
         assert_eq!(bot(&bots, "x").source_queue.as_deref(), Some("x-queue"));
     }
@@ -1389,10 +1198,7 @@ p:
         let e = err_of(&[("runtime.yaml", ""), ("runtime.conf", "{}")]);
         assert!(matches!(e, ConfigError::BothLayouts { .. }), "{e}");
         let msg = e.to_string();
-        assert!(
-            msg.contains("etc/runtime.yaml`") && msg.contains("etc/runtime.conf`"),
-            "{msg}"
-        );
+        assert!(msg.contains("etc/runtime.yaml`") && msg.contains("etc/runtime.conf`"), "{msg}");
     }
 
     #[test]
@@ -1403,25 +1209,16 @@ p:
 
     #[test]
     fn invalid_json_names_file_line_and_column() {
-        let e = err_of(&classic_with(
-            "pipeline.conf",
-            "{\n  \"a\": {\"source-queue\": \"q\"},\n  oops\n}",
-        ));
+        let e = err_of(&classic_with("pipeline.conf", "{\n  \"a\": {\"source-queue\": \"q\"},\n  oops\n}"));
         match &e {
-            ConfigError::Json {
-                file, line, column, ..
-            } => {
+            ConfigError::Json { file, line, column, .. } => {
                 assert!(file.ends_with("pipeline.conf"));
                 assert_eq!((*line, *column), (3, 3));
             }
             other => panic!("{other}"),
         }
         assert!(e.to_string().starts_with("invalid json in `"), "{e}");
-        assert!(
-            e.to_string()
-                .contains("pipeline.conf` at line 3 column 3: "),
-            "{e}"
-        );
+        assert!(e.to_string().contains("pipeline.conf` at line 3 column 3: "), "{e}");
     }
 
     #[test]
@@ -1450,14 +1247,8 @@ p:
             "{e}"
         );
         let msg = e.to_string();
-        assert!(
-            msg.starts_with("unknown key `destination_queues` for bot `a` in `"),
-            "{msg}"
-        );
-        assert!(
-            msg.contains("runtime.yaml`") && msg.contains("(known: group, groupname"),
-            "{msg}"
-        );
+        assert!(msg.starts_with("unknown key `destination_queues` for bot `a` in `"), "{msg}");
+        assert!(msg.contains("runtime.yaml`") && msg.contains("(known: group, groupname"), "{msg}");
     }
 
     #[test]
@@ -1476,79 +1267,40 @@ p:
     #[test]
     fn bad_bot_ids_are_refused() {
         for id in ["my_bot", "my.bot", "my bot", ""] {
-            let text =
-                format!("{{\"{id}\": {{\"module\": \"intelmq.bots.experts.taxonomy.expert\"}}}}");
+            let text = format!("{{\"{id}\": {{\"module\": \"intelmq.bots.experts.taxonomy.expert\"}}}}");
             let dir = root_with(&[("runtime.conf", &text)]);
             let e = load(dir.path()).unwrap_err();
-            assert!(
-                matches!(&e, ConfigError::InvalidBotId { bot, .. } if bot == id),
-                "{e}"
-            );
-            assert!(
-                e.to_string()
-                    .starts_with(&format!("invalid bot id `{id}` in `")),
-                "{e}"
-            );
+            assert!(matches!(&e, ConfigError::InvalidBotId { bot, .. } if bot == id), "{e}");
+            assert!(e.to_string().starts_with(&format!("invalid bot id `{id}` in `")), "{e}");
         }
     }
 
     #[test]
     fn duplicate_bot_ids_are_refused_in_json_and_yaml() {
-        let e = err_of(&[(
-            "runtime.conf",
-            r#"{"a": {"module": "m.x"}, "a": {"module": "m.y"}}"#,
-        )]);
-        assert!(
-            matches!(&e, ConfigError::DuplicateBotId { bot, .. } if bot == "a"),
-            "{e}"
-        );
+        let e = err_of(&[("runtime.conf", r#"{"a": {"module": "m.x"}, "a": {"module": "m.y"}}"#)]);
+        assert!(matches!(&e, ConfigError::DuplicateBotId { bot, .. } if bot == "a"), "{e}");
         let e = err_of(&[("runtime.yaml", "a:\n  module: m.x\na:\n  module: m.y\n")]);
-        assert!(
-            matches!(&e, ConfigError::DuplicateBotId { bot, .. } if bot == "a"),
-            "{e}"
-        );
-        assert!(
-            e.to_string().starts_with("duplicate bot id `a` in `"),
-            "{e}"
-        );
+        assert!(matches!(&e, ConfigError::DuplicateBotId { bot, .. } if bot == "a"), "{e}");
+        assert!(e.to_string().starts_with("duplicate bot id `a` in `"), "{e}");
     }
 
     #[test]
     fn missing_module_is_refused() {
         let e = err_of(&[("runtime.yaml", "a:\n  name: A\n  module: ''\n")]);
-        assert!(
-            matches!(&e, ConfigError::MissingModule { bot, .. } if bot == "a"),
-            "{e}"
-        );
-        assert!(
-            e.to_string().ends_with("runtime.yaml` has no `module`"),
-            "{e}"
-        );
+        assert!(matches!(&e, ConfigError::MissingModule { bot, .. } if bot == "a"), "{e}");
+        assert!(e.to_string().ends_with("runtime.yaml` has no `module`"), "{e}");
     }
 
     #[test]
     fn bad_group_run_mode_and_error_procedure_are_refused() {
         let e = err_of(&[("runtime.yaml", "a:\n  module: m.x\n  group: Enricher\n")]);
-        assert!(
-            matches!(&e, ConfigError::InvalidGroup { bot, value, .. } if bot == "a" && value == "Enricher"),
-            "{e}"
-        );
-        assert!(
-            e.to_string()
-                .starts_with("invalid `group` value `Enricher` for bot `a` in `"),
-            "{e}"
-        );
+        assert!(matches!(&e, ConfigError::InvalidGroup { bot, value, .. } if bot == "a" && value == "Enricher"), "{e}");
+        assert!(e.to_string().starts_with("invalid `group` value `Enricher` for bot `a` in `"), "{e}");
 
         let e = err_of(&[("runtime.yaml", "a:\n  module: m.x\n  run_mode: cron\n")]);
-        assert!(
-            matches!(&e, ConfigError::InvalidRunMode { bot, value, .. } if bot == "a" && value == "cron"),
-            "{e}"
-        );
+        assert!(matches!(&e, ConfigError::InvalidRunMode { bot, value, .. } if bot == "a" && value == "cron"), "{e}");
 
-        let e = err_of(&[(
-            "runtime.yaml",
-            "a:\n  module: m.x\n  parameters:\n    error_procedure: retry\n",
-        )]);
+        let e = err_of(&[("runtime.yaml", "a:\n  module: m.x\n  parameters:\n    error_procedure: retry\n")]);
         assert!(
             matches!(&e, ConfigError::InvalidErrorProcedure { bot, value, .. } if bot == "a" && value == "retry"),
             "{e}"
@@ -1558,10 +1310,7 @@ p:
 
     #[test]
     fn bad_global_value_names_the_global_section_and_its_file() {
-        let e = err_of(&classic_with(
-            "defaults.conf",
-            r#"{"error_procedure": "explode"}"#,
-        ));
+        let e = err_of(&classic_with("defaults.conf", r#"{"error_procedure": "explode"}"#));
         assert!(
             matches!(&e, ConfigError::InvalidErrorProcedure { bot, file, .. }
             if bot == "defaults" && file.ends_with("defaults.conf")),
@@ -1576,55 +1325,27 @@ p:
 
     #[test]
     fn uncoercible_values_are_refused_with_what_was_expected() {
-        let e = err_of(&[(
-            "runtime.yaml",
-            "a:\n  module: m.x\n  parameters:\n    error_dump_message: yes please\n",
-        )]);
+        let e = err_of(&[("runtime.yaml", "a:\n  module: m.x\n  parameters:\n    error_dump_message: yes please\n")]);
         assert!(
             matches!(&e, ConfigError::InvalidValue { bot, key, .. } if bot == "a" && key == "error_dump_message"),
             "{e}"
         );
         assert!(e.to_string().ends_with(": expected true or false"), "{e}");
-        let e = err_of(&[(
-            "runtime.yaml",
-            "a:\n  module: m.x\n  parameters:\n    accuracy: 150\n",
-        )]);
-        assert!(
-            matches!(&e, ConfigError::InvalidValue { key, .. } if key == "accuracy"),
-            "{e}"
-        );
+        let e = err_of(&[("runtime.yaml", "a:\n  module: m.x\n  parameters:\n    accuracy: 150\n")]);
+        assert!(matches!(&e, ConfigError::InvalidValue { key, .. } if key == "accuracy"), "{e}");
         let e = err_of(&[("runtime.yaml", "a:\n  module: m.x\n  parameters: [1]\n")]);
-        assert!(
-            matches!(&e, ConfigError::InvalidValue { key, .. } if key == "parameters"),
-            "{e}"
-        );
-        let e = err_of(&[(
-            "runtime.yaml",
-            "a:\n  module: m.x\n  parameters:\n    destination_queues: {_default: [1]}\n",
-        )]);
-        assert!(
-            matches!(&e, ConfigError::InvalidValue { key, .. } if key == "destination_queues"),
-            "{e}"
-        );
+        assert!(matches!(&e, ConfigError::InvalidValue { key, .. } if key == "parameters"), "{e}");
+        let e =
+            err_of(&[("runtime.yaml", "a:\n  module: m.x\n  parameters:\n    destination_queues: {_default: [1]}\n")]);
+        assert!(matches!(&e, ConfigError::InvalidValue { key, .. } if key == "destination_queues"), "{e}");
     }
 
     #[test]
     fn pipeline_entry_for_unknown_bot_is_refused() {
-        let e = err_of(&classic_with(
-            "pipeline.conf",
-            r#"{"ghost": {"source-queue": "ghost-queue"}}"#,
-        ));
-        assert!(
-            matches!(&e, ConfigError::PipelineUnknownBot { bot, .. } if bot == "ghost"),
-            "{e}"
-        );
+        let e = err_of(&classic_with("pipeline.conf", r#"{"ghost": {"source-queue": "ghost-queue"}}"#));
+        assert!(matches!(&e, ConfigError::PipelineUnknownBot { bot, .. } if bot == "ghost"), "{e}");
         let msg = e.to_string();
-        assert!(
-            msg.contains(
-                "pipeline.conf` has an entry for bot `ghost`, which is not configured in `"
-            ),
-            "{msg}"
-        );
+        assert!(msg.contains("pipeline.conf` has an entry for bot `ghost`, which is not configured in `"), "{msg}");
     }
 
     #[test]
@@ -1639,9 +1360,8 @@ p:
             "{e}"
         );
         assert!(
-            e.to_string().starts_with(
-                "destination queue `nowhere-queue` (path `_on_error`) of bot `file-collector` in `"
-            ),
+            e.to_string()
+                .starts_with("destination queue `nowhere-queue` (path `_on_error`) of bot `file-collector` in `"),
             "{e}"
         );
         // A queue only a collector would "read" is dangling too.
@@ -1649,10 +1369,7 @@ p:
             "runtime.yaml",
             "a:\n  module: m.x\n  parameters: {destination_queues: [c-queue]}\nc:\n  group: Collector\n  module: m.c\n",
         )]);
-        assert!(
-            matches!(&e, ConfigError::DanglingQueue { queue, .. } if queue == "c-queue"),
-            "{e}"
-        );
+        assert!(matches!(&e, ConfigError::DanglingQueue { queue, .. } if queue == "c-queue"), "{e}");
     }
 
     #[test]
@@ -1673,22 +1390,13 @@ p:
     fn bot_on_an_unknown_node_is_refused() {
         let e = err_of(&[
             ("runtime.yaml", "a:\n  module: m.x\n  node: node-z\n"),
-            (
-                "node.conf",
-                r#"{"node_id": "node-a", "peers": [{"id": "node-b", "control": "h:7600"}]}"#,
-            ),
+            ("node.conf", r#"{"node_id": "node-a", "peers": [{"id": "node-b", "control": "h:7600"}]}"#),
         ]);
-        assert!(
-            matches!(&e, ConfigError::UnknownNode { bot, node, .. } if bot == "a" && node == "node-z"),
-            "{e}"
-        );
+        assert!(matches!(&e, ConfigError::UnknownNode { bot, node, .. } if bot == "a" && node == "node-z"), "{e}");
         assert!(e.to_string().ends_with("(known: node-a, node-b)"), "{e}");
         let bots = bots_of(&[
             ("runtime.yaml", "a:\n  module: m.x\n  node: node-b\n"),
-            (
-                "node.conf",
-                r#"{"node_id": "node-a", "peers": [{"id": "node-b", "control": "h:7600"}]}"#,
-            ),
+            ("node.conf", r#"{"node_id": "node-a", "peers": [{"id": "node-b", "control": "h:7600"}]}"#),
         ]);
         assert_eq!(bots[0].node.as_deref(), Some("node-b"));
     }
@@ -1701,32 +1409,20 @@ p:
                 r#"{"a": {"module": "m.x", "parameters": {"destination_queues": ["zzz"]}},
                     "b": {"module": "m.y"}}"#,
             ),
-            (
-                "pipeline.conf",
-                r#"{"a": {"destination-queues": "b-queue"}}"#,
-            ),
+            ("pipeline.conf", r#"{"a": {"destination-queues": "b-queue"}}"#),
         ])
         .unwrap();
-        assert_eq!(
-            bots[0].destination_queues,
-            dq(&[("_default", &["b-queue"])])
-        );
+        assert_eq!(bots[0].destination_queues, dq(&[("_default", &["b-queue"])]));
         assert_eq!(warnings.len(), 1, "{warnings:?}");
     }
 
     #[test]
     fn shipped_defaults_conf_equals_the_builtin_defaults() {
         let text = include_str!("../../../etc/defaults.conf");
-        let bots = bots_of(&[
-            ("defaults.conf", text),
-            ("runtime.conf", r#"{"a": {"module": "m.x"}}"#),
-        ]);
+        let bots = bots_of(&[("defaults.conf", text), ("runtime.conf", r#"{"a": {"module": "m.x"}}"#)]);
         assert_eq!(bots[0].common, CommonParams::default());
-        let (_, _, warnings) = load_bots(&[
-            ("defaults.conf", text),
-            ("runtime.conf", r#"{"a": {"module": "m.x"}}"#),
-        ])
-        .unwrap();
+        let (_, _, warnings) =
+            load_bots(&[("defaults.conf", text), ("runtime.conf", r#"{"a": {"module": "m.x"}}"#)]).unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
     }
 
@@ -1734,10 +1430,7 @@ p:
     fn shipped_node_conf_equals_the_builtin_defaults() {
         let text = include_str!("../../../etc/node.conf");
         let v: Value = serde_json::from_str(text).unwrap();
-        assert_eq!(
-            NodeConfig::from_value(Path::new("etc/node.conf"), &v).unwrap(),
-            NodeConfig::default()
-        );
+        assert_eq!(NodeConfig::from_value(Path::new("etc/node.conf"), &v).unwrap(), NodeConfig::default());
     }
 
     #[test]

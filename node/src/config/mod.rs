@@ -146,11 +146,7 @@ pub struct BotConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConfigLayout {
     /// `defaults.conf` + `runtime.conf` + `pipeline.conf`.
-    Classic {
-        defaults: PathBuf,
-        runtime: PathBuf,
-        pipeline: PathBuf,
-    },
+    Classic { defaults: PathBuf, runtime: PathBuf, pipeline: PathBuf },
     /// IntelMQ 3 `runtime.yaml`.
     RuntimeYaml { runtime: PathBuf },
 }
@@ -175,9 +171,7 @@ impl Botnet {
 
     /// The bots that consume `queue`.
     pub fn consumers_of<'a>(&'a self, queue: &'a str) -> impl Iterator<Item = &'a BotConfig> + 'a {
-        self.bots
-            .iter()
-            .filter(move |b| b.source_queue.as_deref() == Some(queue))
+        self.bots.iter().filter(move |b| b.source_queue.as_deref() == Some(queue))
     }
 
     /// Every queue name that appears as a source or destination.

@@ -47,11 +47,7 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig {
-            path: "var/lib/store".to_string(),
-            sync: SyncMode::Interval,
-            sync_interval_ms: 10,
-        }
+        StoreConfig { path: "var/lib/store".to_string(), sync: SyncMode::Interval, sync_interval_ms: 10 }
     }
 }
 
@@ -115,9 +111,7 @@ impl NodeConfig {
 
     /// Every node id this botnet knows: this node first, then the peers.
     pub fn node_ids(&self) -> Vec<&str> {
-        std::iter::once(self.node_id.as_str())
-            .chain(self.peers.iter().map(|p| p.id.as_str()))
-            .collect()
+        std::iter::once(self.node_id.as_str()).chain(self.peers.iter().map(|p| p.id.as_str())).collect()
     }
 
     /// Reads `file`; a missing file gives the defaults.
@@ -125,12 +119,7 @@ impl NodeConfig {
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(NodeConfig::default()),
-            Err(source) => {
-                return Err(ConfigError::Io {
-                    file: file.to_path_buf(),
-                    source,
-                })
-            }
+            Err(source) => return Err(ConfigError::Io { file: file.to_path_buf(), source }),
         };
         let value: Value = serde_json::from_str(&text).map_err(|e| ConfigError::Json {
             file: file.to_path_buf(),
@@ -149,8 +138,7 @@ impl NodeConfig {
             reason,
         };
         let top = as_object(value, "node.conf").map_err(|r| err("(top level)", r))?;
-        check_keys(top, "", &["node_id", "store", "control", "peers"])
-            .map_err(|(k, r)| err(&k, r))?;
+        check_keys(top, "", &["node_id", "store", "control", "peers"]).map_err(|(k, r)| err(&k, r))?;
         let mut cfg = NodeConfig::default();
 
         if let Some(v) = non_null(top.get("node_id")) {
@@ -161,8 +149,7 @@ impl NodeConfig {
 
         if let Some(v) = non_null(top.get("store")) {
             let store = as_object(v, "store").map_err(|r| err("store", r))?;
-            check_keys(store, "store.", &["path", "sync", "sync_interval_ms"])
-                .map_err(|(k, r)| err(&k, r))?;
+            check_keys(store, "store.", &["path", "sync", "sync_interval_ms"]).map_err(|(k, r)| err(&k, r))?;
             if let Some(v) = non_null(store.get("path")) {
                 let p = as_str(v).map_err(|r| err("store.path", r))?;
                 if p.is_empty() {
@@ -172,20 +159,14 @@ impl NodeConfig {
             }
             if let Some(v) = non_null(store.get("sync")) {
                 let s = as_str(v).map_err(|r| err("store.sync", r))?;
-                cfg.store.sync = SyncMode::parse(s).ok_or_else(|| {
-                    err(
-                        "store.sync",
-                        format!("`{s}` is not one of always, interval, never"),
-                    )
-                })?;
+                cfg.store.sync = SyncMode::parse(s)
+                    .ok_or_else(|| err("store.sync", format!("`{s}` is not one of always, interval, never")))?;
             }
             if let Some(v) = non_null(store.get("sync_interval_ms")) {
-                let ms = v.as_u64().filter(|ms| *ms > 0).ok_or_else(|| {
-                    err(
-                        "store.sync_interval_ms",
-                        format!("`{v}` is not a positive integer"),
-                    )
-                })?;
+                let ms = v
+                    .as_u64()
+                    .filter(|ms| *ms > 0)
+                    .ok_or_else(|| err("store.sync_interval_ms", format!("`{v}` is not a positive integer")))?;
                 cfg.store.sync_interval_ms = ms;
             }
         }
@@ -202,18 +183,12 @@ impl NodeConfig {
             }
             if let Some(v) = non_null(control.get("tcp")) {
                 let s = as_str(v).map_err(|r| err("control.tcp", r))?;
-                let addr: SocketAddr = s.parse().map_err(|_| {
-                    err(
-                        "control.tcp",
-                        format!("`{s}` is not an ip:port socket address"),
-                    )
-                })?;
+                let addr: SocketAddr =
+                    s.parse().map_err(|_| err("control.tcp", format!("`{s}` is not an ip:port socket address")))?;
                 if !addr.ip().is_loopback() && cfg.control.token_file.is_none() {
                     return Err(err(
                         "control.tcp",
-                        format!(
-                            "`{s}` is not a loopback address, so `control.token_file` is required"
-                        ),
+                        format!("`{s}` is not a loopback address, so `control.token_file` is required"),
                     ));
                 }
                 cfg.control.tcp = Some(addr);
@@ -221,14 +196,11 @@ impl NodeConfig {
         }
 
         if let Some(v) = non_null(top.get("peers")) {
-            let list = v
-                .as_array()
-                .ok_or_else(|| err("peers", format!("expected a list, got `{v}`")))?;
+            let list = v.as_array().ok_or_else(|| err("peers", format!("expected a list, got `{v}`")))?;
             for (i, p) in list.iter().enumerate() {
                 let key = format!("peers[{i}]");
                 let obj = as_object(p, &key).map_err(|r| err(&key, r))?;
-                check_keys(obj, &format!("{key}."), &["id", "control"])
-                    .map_err(|(k, r)| err(&k, r))?;
+                check_keys(obj, &format!("{key}."), &["id", "control"]).map_err(|(k, r)| err(&k, r))?;
                 let id_key = format!("{key}.id");
                 let id = non_null(obj.get("id"))
                     .ok_or_else(|| err(&id_key, "missing".to_string()))
@@ -243,17 +215,9 @@ impl NodeConfig {
                     .and_then(|v| as_str(v).map_err(|r| err(&control_key, r)))?;
                 match control.rsplit_once(':') {
                     Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
-                    _ => {
-                        return Err(err(
-                            &control_key,
-                            format!("`{control}` is not a host:port address"),
-                        ))
-                    }
+                    _ => return Err(err(&control_key, format!("`{control}` is not a host:port address"))),
                 }
-                cfg.peers.push(PeerConfig {
-                    id: id.to_string(),
-                    control: control.to_string(),
-                });
+                cfg.peers.push(PeerConfig { id: id.to_string(), control: control.to_string() });
             }
         }
         Ok(cfg)
@@ -265,26 +229,17 @@ fn non_null(v: Option<&Value>) -> Option<&Value> {
 }
 
 fn as_object<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>, String> {
-    v.as_object()
-        .ok_or_else(|| format!("{what} must be an object, got `{v}`"))
+    v.as_object().ok_or_else(|| format!("{what} must be an object, got `{v}`"))
 }
 
 fn as_str(v: &Value) -> Result<&str, String> {
-    v.as_str()
-        .ok_or_else(|| format!("expected a string, got `{v}`"))
+    v.as_str().ok_or_else(|| format!("expected a string, got `{v}`"))
 }
 
-fn check_keys(
-    obj: &Map<String, Value>,
-    prefix: &str,
-    known: &[&str],
-) -> Result<(), (String, String)> {
+fn check_keys(obj: &Map<String, Value>, prefix: &str, known: &[&str]) -> Result<(), (String, String)> {
     for key in obj.keys() {
         if !known.contains(&key.as_str()) {
-            return Err((
-                format!("{prefix}{key}"),
-                format!("unknown key (known: {})", known.join(", ")),
-            ));
+            return Err((format!("{prefix}{key}"), format!("unknown key (known: {})", known.join(", "))));
         }
     }
     Ok(())
@@ -294,9 +249,7 @@ fn check_node_id(id: &str) -> Result<(), String> {
     if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         Ok(())
     } else {
-        Err(format!(
-            "node id `{id}` may hold only letters, digits and `-`"
-        ))
+        Err(format!("node id `{id}` may hold only letters, digits and `-`"))
     }
 }
 
@@ -317,10 +270,7 @@ mod tests {
         assert_eq!(cfg.node_id, "local");
         assert_eq!(cfg.store.sync, SyncMode::Interval);
         assert_eq!(cfg.store.sync_interval_ms, 10);
-        assert_eq!(
-            cfg.store_path(Path::new("/r")),
-            PathBuf::from("/r/var/lib/store")
-        );
+        assert_eq!(cfg.store_path(Path::new("/r")), PathBuf::from("/r/var/lib/store"));
         assert!(cfg.control.tcp.is_none());
     }
 
@@ -336,22 +286,10 @@ mod tests {
         assert_eq!(cfg.node_id, "node-a");
         assert_eq!(cfg.store.sync, SyncMode::Always);
         assert_eq!(cfg.store.sync_interval_ms, 5);
-        assert_eq!(
-            cfg.store_path(Path::new("/r")),
-            PathBuf::from("/data/store")
-        );
+        assert_eq!(cfg.store_path(Path::new("/r")), PathBuf::from("/data/store"));
         assert_eq!(cfg.control.tcp, Some("0.0.0.0:7600".parse().unwrap()));
-        assert_eq!(
-            cfg.token_file(Path::new("/r")),
-            Some(PathBuf::from("/r/etc/token"))
-        );
-        assert_eq!(
-            cfg.peers,
-            vec![PeerConfig {
-                id: "node-b".into(),
-                control: "10.0.0.2:7600".into()
-            }]
-        );
+        assert_eq!(cfg.token_file(Path::new("/r")), Some(PathBuf::from("/r/etc/token")));
+        assert_eq!(cfg.peers, vec![PeerConfig { id: "node-b".into(), control: "10.0.0.2:7600".into() }]);
         assert!(cfg.is_local(None));
         assert!(cfg.is_local(Some("node-a")));
         assert!(!cfg.is_local(Some("node-b")));
@@ -360,16 +298,10 @@ mod tests {
     #[test]
     fn unknown_nested_key_is_named_with_its_path() {
         let e = parse(r#"{"store": {"syncc": "always"}}"#).unwrap_err();
-        assert!(
-            matches!(&e, ConfigError::NodeConf { key, .. } if key == "store.syncc"),
-            "{e}"
-        );
+        assert!(matches!(&e, ConfigError::NodeConf { key, .. } if key == "store.syncc"), "{e}");
         assert!(e.to_string().contains("node.conf"), "{e}");
         let e = parse(r#"{"nodeid": "x"}"#).unwrap_err();
-        assert!(
-            matches!(&e, ConfigError::NodeConf { key, .. } if key == "nodeid"),
-            "{e}"
-        );
+        assert!(matches!(&e, ConfigError::NodeConf { key, .. } if key == "nodeid"), "{e}");
     }
 
     #[test]
@@ -384,30 +316,18 @@ mod tests {
     #[test]
     fn tcp_off_loopback_needs_a_token_file() {
         let e = parse(r#"{"control": {"tcp": "0.0.0.0:7600"}}"#).unwrap_err();
-        assert!(
-            matches!(&e, ConfigError::NodeConf { key, .. } if key == "control.tcp"),
-            "{e}"
-        );
+        assert!(matches!(&e, ConfigError::NodeConf { key, .. } if key == "control.tcp"), "{e}");
         assert!(parse(r#"{"control": {"tcp": "127.0.0.1:7600"}}"#).is_ok());
     }
 
     #[test]
     fn peer_ids_must_be_unique_and_valid() {
         let e = parse(r#"{"node_id": "a", "peers": [{"id": "a", "control": "h:1"}]}"#).unwrap_err();
-        assert!(
-            matches!(&e, ConfigError::NodeConf { key, .. } if key == "peers[0].id"),
-            "{e}"
-        );
+        assert!(matches!(&e, ConfigError::NodeConf { key, .. } if key == "peers[0].id"), "{e}");
         let e = parse(r#"{"peers": [{"id": "b_c", "control": "h:1"}]}"#).unwrap_err();
-        assert!(
-            matches!(&e, ConfigError::NodeConf { key, .. } if key == "peers[0].id"),
-            "{e}"
-        );
+        assert!(matches!(&e, ConfigError::NodeConf { key, .. } if key == "peers[0].id"), "{e}");
         let e = parse(r#"{"peers": [{"id": "b", "control": "nohost"}]}"#).unwrap_err();
-        assert!(
-            matches!(&e, ConfigError::NodeConf { key, .. } if key == "peers[0].control"),
-            "{e}"
-        );
+        assert!(matches!(&e, ConfigError::NodeConf { key, .. } if key == "peers[0].control"), "{e}");
     }
 
     #[test]

@@ -102,7 +102,8 @@ impl TimeFormat {
         };
         let mut parts = s.split('|');
         let name = parts.next().unwrap_or("");
-        let format = parts.next();
+        // An empty format counts as none.
+        let format = parts.next().filter(|f| !f.is_empty());
         let tf = match (name, format) {
             ("fuzzy", None) => TimeFormat::Fuzzy,
             ("timestamp", None) => TimeFormat::Timestamp,
@@ -143,7 +144,8 @@ impl TimeFormat {
     /// Converts a feed value into the canonical UTC DateTime text; `None` when it does not fit.
     pub fn convert(&self, value: &str) -> Option<String> {
         match self {
-            TimeFormat::Fuzzy => sanitize(value),
+            // IntelMQ's `from_fuzzy` has no canonical-form shortcut: the output is normalized.
+            TimeFormat::Fuzzy => parse_fuzzy(value),
             TimeFormat::Timestamp => from_timestamp_text(value),
             TimeFormat::WindowsNt => {
                 let ticks: i128 = super::types::py_strip(value).parse().ok()?;
@@ -159,9 +161,9 @@ impl TimeFormat {
                 in_python_range(dt).then(|| format_utc(dt))
             }
             TimeFormat::EpochMillis => {
-                let v = super::types::py_strip(value);
-                let n: i64 = v.parse().ok()?;
-                let secs = match n.to_string().len() {
+                let n: i64 = super::types::py_strip(value).parse().ok()?;
+                // The length of the text as given decides the unit.
+                let secs = match value.chars().count() {
                     10 => n,
                     12 => n.div_euclid(100),
                     13 => n.div_euclid(1000),
@@ -815,10 +817,8 @@ mod fuzzy {
         fn resolve(&self) -> Option<(Option<i64>, Option<i64>, Option<i64>)> {
             let v = &self.vals;
             let len = v.len();
-            let strids: Vec<(char, usize)> = [('y', self.ystridx), ('m', self.mstridx)]
-                .into_iter()
-                .filter_map(|(k, i)| i.map(|i| (k, i)))
-                .collect();
+            let strids: Vec<(char, usize)> =
+                [('y', self.ystridx), ('m', self.mstridx)].into_iter().filter_map(|(k, i)| i.map(|i| (k, i))).collect();
             if (len == strids.len() && len > 0) || (len == 3 && strids.len() == 2) {
                 let mut map = strids.clone();
                 if len == 3 && strids.len() == 2 {
@@ -1227,11 +1227,8 @@ mod fuzzy {
                 day = max;
             }
         }
-        let date = NaiveDate::from_ymd_opt(
-            i32::try_from(year).ok()?,
-            u32::try_from(month).ok()?,
-            u32::try_from(day).ok()?,
-        )?;
+        let date =
+            NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, u32::try_from(month).ok()?, u32::try_from(day).ok()?)?;
         if !(1..=9999).contains(&date.year()) {
             return None;
         }
@@ -1302,7 +1299,10 @@ mod tests {
     #[test]
     fn tokenizer_matches_dateutil() {
         let t = |s: &str| fuzzy::tokenize(s);
-        assert_eq!(t("2016-12-14T04:19:00.5+02:00"), ["2016", "-", "12", "-", "14", "T", "04", ":", "19", ":", "00.5", "+", "02", ":", "00"]);
+        assert_eq!(
+            t("2016-12-14T04:19:00.5+02:00"),
+            ["2016", "-", "12", "-", "14", "T", "04", ":", "19", ":", "00.5", "+", "02", ":", "00"]
+        );
         assert_eq!(t("14.12.2016"), ["14", ".", "12", ".", "2016"]);
         assert_eq!(t("Sep.20.2009"), ["Sep", ".", "20", ".", "2009"]);
         assert_eq!(t("12,5"), ["12.5"]);
@@ -1374,9 +1374,18 @@ mod tests {
     fn strptime_follows_python() {
         let p = |v: &str, f: &str| strptime(v, f).map(|(dt, off)| (format_utc(dt), off));
         assert_eq!(p("15-02-2019", "%d-%m-%Y"), Some(("2019-02-15T00:00:00+00:00".to_string(), None)));
-        assert_eq!(p("2019-02-15 10:11:12.5", "%Y-%m-%d %H:%M:%S.%f"), Some(("2019-02-15T10:11:12.500000+00:00".to_string(), None)));
-        assert_eq!(p("2019-02-15T10:11:12+0200", "%Y-%m-%dT%H:%M:%S%z"), Some(("2019-02-15T10:11:12+00:00".to_string(), Some(7200))));
-        assert_eq!(p("2019-02-15T10:11:12Z", "%Y-%m-%dT%H:%M:%S%z"), Some(("2019-02-15T10:11:12+00:00".to_string(), Some(0))));
+        assert_eq!(
+            p("2019-02-15 10:11:12.5", "%Y-%m-%d %H:%M:%S.%f"),
+            Some(("2019-02-15T10:11:12.500000+00:00".to_string(), None))
+        );
+        assert_eq!(
+            p("2019-02-15T10:11:12+0200", "%Y-%m-%dT%H:%M:%S%z"),
+            Some(("2019-02-15T10:11:12+00:00".to_string(), Some(7200)))
+        );
+        assert_eq!(
+            p("2019-02-15T10:11:12Z", "%Y-%m-%dT%H:%M:%S%z"),
+            Some(("2019-02-15T10:11:12+00:00".to_string(), Some(0)))
+        );
         assert_eq!(p("Feb 5 19 3:04 PM", "%b %d %y %I:%M %p"), Some(("2019-02-05T15:04:00+00:00".to_string(), None)));
         assert_eq!(p("february  5 1970", "%B %d %Y"), Some(("1970-02-05T00:00:00+00:00".to_string(), None)));
         assert_eq!(p("12:00", "%I:%M"), Some(("1900-01-01T00:00:00+00:00".to_string(), None)));
@@ -1399,15 +1408,14 @@ mod tests {
         assert_eq!(TimeFormat::parse(Some("windows_nt")), Ok(TimeFormat::WindowsNt));
         assert_eq!(TimeFormat::parse(Some("epoch_millis")), Ok(TimeFormat::EpochMillis));
         assert_eq!(TimeFormat::parse(Some("utc_isoformat")), Ok(TimeFormat::UtcIsoformat));
-        assert_eq!(
-            TimeFormat::parse(Some("from_format|%d-%m-%Y")),
-            Ok(TimeFormat::FromFormat("%d-%m-%Y".to_string()))
-        );
+        assert_eq!(TimeFormat::parse(Some("from_format|%d-%m-%Y")), Ok(TimeFormat::FromFormat("%d-%m-%Y".to_string())));
         assert_eq!(
             TimeFormat::parse(Some("from_format_midnight|%d-%m-%Y|x")),
             Ok(TimeFormat::FromFormatMidnight("%d-%m-%Y".to_string()))
         );
         assert!(TimeFormat::parse(Some("from_format")).is_err());
+        assert!(TimeFormat::parse(Some("from_format|")).is_err());
+        assert_eq!(TimeFormat::parse(Some("timestamp|")), Ok(TimeFormat::Timestamp));
         assert!(TimeFormat::parse(Some("timestamp|%s")).is_err());
         let err = TimeFormat::parse(Some("epoch")).expect_err("unknown name");
         assert!(err.contains("epoch"));
@@ -1429,10 +1437,15 @@ mod tests {
         assert_eq!(c("utc_isoformat", "2017-03-25T23:59:43+00:00").as_deref(), Some("2017-03-25T23:59:43+00:00"));
         assert_eq!(c("utc_isoformat", "2017-03-25 23:59:43"), None);
         assert_eq!(c("from_format|%d-%m-%Y %H:%M", "21-06-2019 10:30").as_deref(), Some("2019-06-21T10:30:00+00:00"));
-        assert_eq!(c("from_format|%Y-%m-%d %H:%M%z", "2019-06-21 10:30+0200").as_deref(), Some("2019-06-21T08:30:00+00:00"));
+        assert_eq!(
+            c("from_format|%Y-%m-%d %H:%M%z", "2019-06-21 10:30+0200").as_deref(),
+            Some("2019-06-21T08:30:00+00:00")
+        );
         assert_eq!(c("from_format_midnight|%d-%m-%Y", "21-06-2019").as_deref(), Some("2019-06-21T00:00:00+00:00"));
         assert_eq!(c("from_format_midnight|%d-%m-%Y", "21-13-2019"), None);
         assert_eq!(c("fuzzy", "2019-06-21 10:30").as_deref(), Some("2019-06-21T10:30:00+00:00"));
+        assert_eq!(c("fuzzy", "2019-6-21T10:30:00+00:00").as_deref(), Some("2019-06-21T10:30:00+00:00"));
+        assert_eq!(c("epoch_millis", " 149578203").as_deref(), Some("1974-09-28T05:30:03+00:00"));
     }
 
     #[test]

@@ -196,8 +196,7 @@ impl Harmonization {
     /// Parses harmonization.conf text: `{"event": {field: {description, type, length?, regex?,
     /// iregex?}}, "report": {...}}`. Other top-level sections are ignored.
     pub fn from_json(text: &str) -> Result<Harmonization, HarmonizationError> {
-        let root: Value =
-            serde_json::from_str(text).map_err(|e| HarmonizationError::Json { reason: e.to_string() })?;
+        let root: Value = serde_json::from_str(text).map_err(|e| HarmonizationError::Json { reason: e.to_string() })?;
         let event = parse_section(&root, "event")?;
         let report = parse_section(&root, "report")?;
         Ok(Harmonization { event, report })
@@ -337,11 +336,9 @@ fn compile(
     };
     match pattern {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(p)) => RegexBuilder::new(p)
-            .case_insensitive(case_insensitive)
-            .build()
-            .map(Some)
-            .map_err(|e| bad(e.to_string())),
+        Some(Value::String(p)) => {
+            RegexBuilder::new(p).case_insensitive(case_insensitive).build().map(Some).map_err(|e| bad(e.to_string()))
+        }
         Some(_) => Err(bad("it is not a string".to_string())),
     }
 }
@@ -415,11 +412,11 @@ mod tests {
 
     #[test]
     fn bad_key_format_is_rejected() {
-        let err = Harmonization::from_json(r#"{"event": {"Foo": {"type": "String"}}, "report": {}}"#)
-            .expect_err("bad key");
+        let err =
+            Harmonization::from_json(r#"{"event": {"Foo": {"type": "String"}}, "report": {}}"#).expect_err("bad key");
         assert!(matches!(err, HarmonizationError::BadKey { ref field, .. } if field == "Foo"));
-        let err = Harmonization::from_json(r#"{"event": {"a.b-c": {"type": "String"}}, "report": {}}"#)
-            .expect_err("bad key");
+        let err =
+            Harmonization::from_json(r#"{"event": {"a.b-c": {"type": "String"}}, "report": {}}"#).expect_err("bad key");
         assert!(matches!(err, HarmonizationError::BadKey { .. }));
     }
 

@@ -244,8 +244,9 @@ impl Message {
                 self.remove(key);
             }
             for (sub, sub_value) in items {
-                // For `extra` itself empty and ignored values are kept (IntelMQ #1335).
-                if key != "extra" && (is_empty_container(&sub_value) || is_ignored(&sub_value)) {
+                // For `extra` itself empty and ignored values are kept (IntelMQ #1335); other
+                // JSONDict fields drop empty values and "-"/"N/A" (but keep null).
+                if key != "extra" && (is_empty_container(&sub_value) || (is_ignored(&sub_value) && !sub_value.is_null())) {
                     continue;
                 }
                 self.fields.insert(format!("{key}.{sub}"), sub_value);
@@ -417,8 +418,9 @@ impl Message {
         default_kind: Option<MessageKind>,
     ) -> Result<Message, FieldError> {
         let kind = match map.get("__type") {
-            Some(Value::String(t)) => MessageKind::parse(t)
-                .ok_or_else(|| FieldError::Decode { reason: format!("unknown __type `{t}`") })?,
+            Some(Value::String(t)) => {
+                MessageKind::parse(t).ok_or_else(|| FieldError::Decode { reason: format!("unknown __type `{t}`") })?
+            }
             Some(other) => {
                 return Err(FieldError::Decode { reason: format!("__type is not a string but {}", json_kind(other)) })
             }
@@ -452,7 +454,8 @@ impl Message {
                                 collapsed.len() - 1
                             }
                         };
-                        insert_path(&mut collapsed[pos].1, rest, value.clone());
+                        // Sub-keys stay flat (`{"a.b": 1}`), as IntelMQ collapses them.
+                        collapsed[pos].1.insert(rest.to_string(), value.clone());
                         continue;
                     }
                 }
@@ -649,10 +652,14 @@ mod tests {
     #[test]
     fn length_and_regex_constraints() {
         let mut m = event();
-        assert!(matches!(m.add("source.port", 123456), Err(FieldError::InvalidValue { reason, .. }) if reason.contains("too long")));
+        assert!(
+            matches!(m.add("source.port", 123456), Err(FieldError::InvalidValue { reason, .. }) if reason.contains("too long"))
+        );
         assert_eq!(m.add("destination.port", 123456), Ok(true));
         assert!(matches!(m.add("source.geolocation.cc", "AUT"), Err(FieldError::InvalidValue { .. })));
-        assert!(matches!(m.add("source.geolocation.cc", "A!"), Err(FieldError::InvalidValue { reason, .. }) if reason.contains("regex")));
+        assert!(
+            matches!(m.add("source.geolocation.cc", "A!"), Err(FieldError::InvalidValue { reason, .. }) if reason.contains("regex"))
+        );
         assert_eq!(m.add("source.geolocation.cc", "at"), Ok(true));
         assert_eq!(m.get_str("source.geolocation.cc"), Some("AT"));
         assert_eq!(m.add("protocol.transport", "TCP"), Ok(true));
@@ -853,12 +860,9 @@ mod tests {
         let flat = m.to_dict(ExportOptions::default());
         assert_eq!(flat, json!({"source.ip": "192.0.2.1", "extra.a.b": 1, "extra.c": "ö"}));
         let tree = m.to_dict(ExportOptions { hierarchical: true, with_type: true, ..ExportOptions::default() });
-        assert_eq!(
-            tree,
-            json!({"__type": "Event", "source": {"ip": "192.0.2.1"}, "extra": {"a": {"b": 1}, "c": "ö"}})
-        );
+        assert_eq!(tree, json!({"__type": "Event", "source": {"ip": "192.0.2.1"}, "extra": {"a": {"b": 1}, "c": "ö"}}));
         let collapsed = m.to_dict(ExportOptions { jsondict_as_string: true, ..ExportOptions::default() });
-        assert_eq!(collapsed, json!({"source.ip": "192.0.2.1", "extra": "{\"a\": {\"b\": 1}, \"c\": \"ö\"}"}));
+        assert_eq!(collapsed, json!({"source.ip": "192.0.2.1", "extra": "{\"a.b\": 1, \"c\": \"ö\"}"}));
     }
 
     #[test]

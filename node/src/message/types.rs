@@ -178,7 +178,7 @@ pub fn is_valid(ty: TypeName, v: &Value) -> bool {
         },
         TypeName::FQDN => as_valid_str(v).is_some_and(fqdn_is_valid),
         TypeName::IPAddress => as_valid_str(v).is_some_and(ip_address_is_valid),
-        TypeName::IPNetwork => as_valid_str(v).is_some_and(|s| parse_network(s, true).is_some()),
+        TypeName::IPNetwork => as_valid_str(v).is_some_and(|s| parse_network_scoped(s, true).is_some()),
         TypeName::DateTime => as_valid_str(v).is_some_and(datetime::is_valid),
         TypeName::ClassificationType => as_valid_str(v).is_some_and(|s| CLASSIFICATION_TYPES.contains(&s)),
         TypeName::ClassificationTaxonomy => as_valid_str(v).is_some_and(|s| TAXONOMIES.contains(&s)),
@@ -249,13 +249,13 @@ fn uppercase_sanitize(v: &Value) -> Option<String> {
 }
 
 fn classification_type_sanitize(v: &Value) -> Option<String> {
-    let s = lowercase_sanitize(v)?;
+    let s = lowercase_sanitize(v).filter(|s| !s.is_empty())?;
     let mapped = TYPE_ALIASES.iter().find(|(from, _)| *from == s).map(|(_, to)| to.to_string()).unwrap_or(s);
     Some(py_strip(&mapped).to_string())
 }
 
 fn taxonomy_sanitize(v: &Value) -> Option<String> {
-    let s = lowercase_sanitize(v)?;
+    let s = lowercase_sanitize(v).filter(|s| !s.is_empty())?;
     Some(TAXONOMY_ALIASES.iter().find(|(from, _)| *from == s).map(|(_, to)| to.to_string()).unwrap_or(s))
 }
 
@@ -265,7 +265,7 @@ fn registry_sanitize(v: &Value) -> Option<String> {
 }
 
 fn tlp_sanitize(v: &Value) -> Option<String> {
-    let s = uppercase_sanitize(v)?;
+    let s = uppercase_sanitize(v).filter(|s| !s.is_empty())?;
     // Remove the prefix `^(TLP:?)?\s*`.
     let rest = s.strip_prefix("TLP").map(|r| r.strip_prefix(':').unwrap_or(r)).unwrap_or(&s);
     let rest = rest.trim_start_matches(py_isspace);
@@ -568,18 +568,61 @@ fn idna2003_label(label: &str) -> Option<String> {
         if premapped.is_ascii() {
             premapped
         } else {
-            let mapped = idna::domain_to_ascii(&premapped).ok()?;
-            // The label must stay one label.
-            if mapped.contains('.') {
-                return None;
+            match idna::domain_to_ascii(&premapped) {
+                // The label must stay one label.
+                Ok(mapped) if !mapped.contains('.') => mapped,
+                Ok(_) => return None,
+                // UTS 46 is stricter than IDNA 2003 (bidi and context rules, newer
+                // disallowed code points): fall back to case folding and punycode.
+                Err(_) => {
+                    let folded = premapped.to_lowercase();
+                    if folded.starts_with("xn--") || folded.chars().any(is_nameprep_prohibited) || !nameprep_bidi_ok(&folded) {
+                        return None;
+                    }
+                    if folded.is_ascii() {
+                        folded
+                    } else {
+                        format!("xn--{}", idna::punycode::encode_str(&folded)?)
+                    }
+                }
             }
-            mapped
         }
     };
     if encoded.is_empty() || encoded.len() > 63 {
         return None;
     }
     Some(encoded)
+}
+
+/// Right-to-left letters (RFC 3454 RandALCat, approximated by block; Arabic-Indic digits and
+/// combining marks excluded).
+fn is_rand_al(c: char) -> bool {
+    let cp = c as u32;
+    let rtl_block = matches!(cp, 0x590..=0x8ff | 0xfb1d..=0xfdff | 0xfe70..=0xfefe | 0x10800..=0x10fff | 0x1e800..=0x1efff);
+    let digit_or_mark = matches!(cp, 0x591..=0x5bd | 0x5bf | 0x5c1..=0x5c2 | 0x5c4..=0x5c5 | 0x5c7 | 0x610..=0x61a
+        | 0x64b..=0x66d | 0x670 | 0x6d6..=0x6ed | 0x6f0..=0x6f9 | 0x711 | 0x730..=0x74a | 0x7a6..=0x7b0 | 0x7eb..=0x7f3);
+    rtl_block && !digit_or_mark
+}
+
+/// The IDNA 2003 bidi rule: a label with right-to-left letters has no left-to-right letters
+/// and starts and ends with a right-to-left letter.
+fn nameprep_bidi_ok(label: &str) -> bool {
+    if !label.chars().any(is_rand_al) {
+        return true;
+    }
+    let has_ltr = label.chars().any(|c| c.is_alphabetic() && !is_rand_al(c) && !matches!(c as u32, 0x300..=0x36f));
+    !has_ltr && label.chars().next().is_some_and(is_rand_al) && label.chars().last().is_some_and(is_rand_al)
+}
+
+/// Characters IDNA 2003 nameprep prohibits (RFC 3454 C.1.2–C.9, approximated).
+fn is_nameprep_prohibited(c: char) -> bool {
+    matches!(c,
+        '\u{80}'..='\u{a0}' | '\u{340}' | '\u{341}' | '\u{6dd}' | '\u{70f}' | '\u{1680}' | '\u{180e}'
+        | '\u{2000}'..='\u{200f}' | '\u{2028}'..='\u{202f}' | '\u{205f}'..='\u{2063}' | '\u{206a}'..='\u{206f}'
+        | '\u{2ff0}'..='\u{2ffb}' | '\u{3000}' | '\u{e000}'..='\u{f8ff}' | '\u{fdd0}'..='\u{fdef}' | '\u{feff}'
+        | '\u{fff9}'..='\u{ffff}' | '\u{1d173}'..='\u{1d17a}' | '\u{e0001}' | '\u{e0020}'..='\u{e007f}'
+        | '\u{f0000}'..='\u{10ffff}')
+        || (c as u32 & 0xfffe) == 0xfffe
 }
 
 fn fqdn_sanitize(v: &Value) -> Option<String> {
@@ -592,7 +635,7 @@ fn fqdn_sanitize(v: &Value) -> Option<String> {
 }
 
 fn fqdn_is_valid(s: &str) -> bool {
-    if s.trim_matches('.') != s || s.to_lowercase() != s {
+    if s.trim_matches('.') != s || s.to_lowercase() != s || s.contains(':') {
         return false;
     }
     if ip_address_is_valid(s) {
@@ -632,6 +675,15 @@ pub fn parse_ipv4(s: &str) -> Option<Ipv4Addr> {
         octets[i] = p.parse::<u8>().ok()?;
     }
     Some(Ipv4Addr::from(octets))
+}
+
+/// Python `ipaddress` IPv6 parsing with an optional `%scope` suffix (non-empty, one `%`).
+pub fn parse_ipv6_scoped(s: &str) -> Option<(Ipv6Addr, Option<&str>)> {
+    match s.split_once('%') {
+        None => Some((parse_ipv6(s)?, None)),
+        Some((addr, scope)) if !scope.is_empty() && !scope.contains('%') => Some((parse_ipv6(addr)?, Some(scope))),
+        Some(_) => None,
+    }
 }
 
 /// Python `ipaddress` IPv6 parsing (without scope ids).
@@ -760,16 +812,26 @@ pub fn ip_to_reverse(s: &str) -> Option<String> {
 
 /// An IP network as `ipaddress.ip_network` parses it: (network address, prefix length).
 pub fn parse_network(s: &str, strict: bool) -> Option<(IpAddr, u32)> {
+    parse_network_scoped(s, strict).map(|(ip, plen, _)| (ip, plen))
+}
+
+/// Like [`parse_network`], also returning an IPv6 scope id that survives (Python keeps it on
+/// the network address unless host bits had to be cleared).
+fn parse_network_scoped(s: &str, strict: bool) -> Option<(IpAddr, u32, Option<&str>)> {
     let mut parts = s.split('/');
     let addr = parts.next()?;
     let prefix = parts.next();
     if parts.next().is_some() {
         return None;
     }
-    let v4 = parse_ipv4(addr).map(IpAddr::V4);
-    let ip = match v4 {
-        Some(ip) => ip,
-        None => IpAddr::V6(parse_ipv6(addr)?),
+    let mut scope = None;
+    let ip = match parse_ipv4(addr) {
+        Some(ip) => IpAddr::V4(ip),
+        None => {
+            let (ip, sc) = parse_ipv6_scoped(addr)?;
+            scope = sc;
+            IpAddr::V6(ip)
+        }
     };
     let bits = ip.bits();
     let plen = match prefix {
@@ -786,10 +848,14 @@ pub fn parse_network(s: &str, strict: bool) -> Option<(IpAddr, u32)> {
     };
     let mask: u128 = if plen == 0 { 0 } else { (!0u128 << (128 - plen)) >> (128 - bits) };
     let n = ip.to_u128();
-    if strict && n & !mask & (u128::MAX >> (128 - bits)) != 0 {
+    let host_bits = n & !mask & (u128::MAX >> (128 - bits)) != 0;
+    if strict && host_bits {
         return None;
     }
-    Some((IpAddr::from_u128(bits == 32, n & mask), plen))
+    if host_bits {
+        scope = None;
+    }
+    Some((IpAddr::from_u128(bits == 32, n & mask), plen, scope))
 }
 
 /// A dotted IPv4 netmask (`255.255.255.0`) or hostmask (`0.0.0.255`) as a prefix length.
@@ -804,11 +870,24 @@ fn ipv4_mask_prefix(mask: Ipv4Addr) -> Option<u32> {
 
 fn ip_address_sanitize(v: &Value) -> Option<String> {
     let ip = match v {
+        // `bool` is an `int` in Python.
+        Value::Bool(b) => ip_from_int(u128::from(*b))?,
         Value::Number(n) if !n.is_f64() => ip_from_int(u128::from(n.as_u64()?))?,
-        Value::String(s) => {
-            let s = py_strip(s);
-            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        Value::String(_) | Value::Number(_) | Value::Array(_) | Value::Object(_) => {
+            let s = generic_sanitize(v)?;
+            let s = s.as_str();
+            // Only the canonical decimal text of an integer counts as an integer address.
+            let canonical_int = s == "0"
+                || (s.starts_with(|c: char| ('1'..='9').contains(&c)) && s.bytes().all(|b| b.is_ascii_digit()));
+            if canonical_int {
                 ip_from_int(s.parse::<u128>().ok()?)?
+            } else if s.starts_with('-')
+                && s.len() > 1
+                && !s[1..].starts_with('0')
+                && s[1..].bytes().all(|b| b.is_ascii_digit())
+            {
+                // A negative integer: `ip_address(int)` rejects it.
+                return None;
             } else {
                 let s = s.split('%').next().unwrap_or(s);
                 let (net, plen) = parse_network(s, true)?;
@@ -836,9 +915,12 @@ fn ip_address_is_valid(s: &str) -> bool {
 }
 
 fn ip_network_sanitize(v: &Value) -> Option<String> {
-    let s = wire::python_str(v);
-    let (net, plen) = parse_network(&s, false)?;
-    Some(format!("{}/{}", net.canonical(), plen))
+    let s = generic_sanitize(v)?;
+    let (net, plen, scope) = parse_network_scoped(&s, false)?;
+    Some(match scope {
+        Some(scope) => format!("{}%{}/{}", net.canonical(), scope, plen),
+        None => format!("{}/{}", net.canonical(), plen),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -876,6 +958,21 @@ pub fn urlsplit(url: &str) -> Option<SplitUrl> {
         let close = out.netloc.contains(']');
         if open != close {
             return None;
+        }
+        if open {
+            // The bracketed host must be an IPv6 address (or `v<hex>.<x>`, IPvFuture).
+            let host = out.netloc.split_once('[').map(|(_, r)| r).unwrap_or("");
+            let host = host.split_once(']').map(|(h, _)| h).unwrap_or(host);
+            let ok = if let Some(rest) = host.strip_prefix('v') {
+                rest.split_once('.').is_some_and(|(hex, tail)| {
+                    !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) && !tail.is_empty()
+                })
+            } else {
+                parse_ipv6_scoped(host).is_some()
+            };
+            if !ok {
+                return None;
+            }
         }
     }
     if let Some((before, frag)) = rest.split_once('#') {
@@ -929,7 +1026,8 @@ fn urlunsplit(u: &SplitUrl) -> String {
 }
 
 fn url_is_valid(s: &str) -> bool {
-    if s.chars().next().is_some_and(py_isspace) {
+    // Python's `string.whitespace` (ASCII only).
+    if s.starts_with([' ', '\t', '\n', '\r', '\x0b', '\x0c']) {
         return false;
     }
     urlsplit(s).is_some_and(|u| !u.netloc.is_empty())
@@ -956,14 +1054,11 @@ fn json_sanitize(v: &Value) -> Option<String> {
     if v.is_null() {
         return None;
     }
-    if let Value::String(s) = v {
+    if let Value::String(_) = v {
         if let Some(stripped) = generic_sanitize(v) {
             if serde_json::from_str::<Value>(&stripped).is_ok() {
                 return Some(stripped);
             }
-        }
-        if s.is_empty() {
-            return None;
         }
     }
     generic_sanitize(&Value::String(wire::dumps_sorted(v)))
@@ -973,9 +1068,11 @@ fn jsondict_sanitize(v: &Value) -> Option<String> {
     if is_falsy(v) {
         return None;
     }
-    if let Value::String(s) = v {
-        if is_nonempty_json_object(s) {
-            return Some(s.clone());
+    if let Value::String(_) = v {
+        if let Some(stripped) = generic_sanitize(v) {
+            if is_nonempty_json_object(&stripped) {
+                return Some(stripped);
+            }
         }
     }
     Some(wire::dumps_sorted(v))
@@ -1148,6 +1245,10 @@ mod tests {
         assert_eq!(san(TypeName::FQDN, json!("a..b")), None);
         assert_eq!(san(TypeName::FQDN, json!(format!("{}.com", "a".repeat(64)))), None);
         assert_eq!(san(TypeName::FQDN, json!("...")), None);
+        assert_eq!(san(TypeName::FQDN, json!("١٢٣.com")), Some(json!("xn--9hbcd.com")));
+        assert_eq!(san(TypeName::FQDN, json!("ⅷ.com")), Some(json!("viii.com")));
+        assert_eq!(san(TypeName::FQDN, json!("a\u{200d}b.com")), Some(json!("ab.com")));
+        assert_eq!(san(TypeName::FQDN, json!("xn--ö.com")), None);
     }
 
     #[test]
@@ -1165,6 +1266,8 @@ mod tests {
         assert!(!ok(TypeName::FQDN, json!("example.com?x")));
         assert!(!ok(TypeName::FQDN, json!("ö1.at")));
         assert!(!ok(TypeName::FQDN, json!("a..b")));
+        assert!(!ok(TypeName::FQDN, json!("1:2")));
+        assert!(!ok(TypeName::FQDN, json!("10.0.0.1:8080")));
         assert!(!ok(TypeName::FQDN, json!("")));
     }
 
@@ -1183,6 +1286,10 @@ mod tests {
         assert_eq!(san(TypeName::IPAddress, json!("256.0.0.1")), None);
         assert_eq!(san(TypeName::IPAddress, json!("example.com")), None);
         assert_eq!(san(TypeName::IPAddress, json!(1.5)), None);
+        assert_eq!(san(TypeName::IPAddress, json!("0123")), None);
+        assert_eq!(san(TypeName::IPAddress, json!("-5")), None);
+        assert_eq!(san(TypeName::IPAddress, json!("0")), Some(json!("0.0.0.0")));
+        assert_eq!(san(TypeName::IPAddress, json!(true)), Some(json!("0.0.0.1")));
     }
 
     #[test]
@@ -1212,6 +1319,11 @@ mod tests {
         assert_eq!(san(TypeName::IPNetwork, json!("1.2.3.0/0.0.0.255")), Some(json!("1.2.3.0/24")));
         assert_eq!(san(TypeName::IPNetwork, json!("0.0.0.0/0")), Some(json!("0.0.0.0/0")));
         assert_eq!(san(TypeName::IPNetwork, json!("10.0.0.0/8/8")), None);
+        assert_eq!(san(TypeName::IPNetwork, json!(" 10.1.0.0/8 ")), Some(json!("10.0.0.0/8")));
+        assert_eq!(san(TypeName::IPNetwork, json!(5)), None);
+        assert_eq!(san(TypeName::IPNetwork, json!("fe80::1%eth0")), Some(json!("fe80::1%eth0/128")));
+        assert_eq!(san(TypeName::IPNetwork, json!("fe80::1%eth0/64")), Some(json!("fe80::/64")));
+        assert!(ok(TypeName::IPNetwork, json!("fe80::%1/64")));
         assert_eq!(san(TypeName::IPNetwork, json!("2001:db8::/129")), None);
     }
 
@@ -1239,6 +1351,9 @@ mod tests {
         assert_eq!(san(TypeName::ClassificationType, json!(" unknown ")), Some(json!("undetermined")));
         assert_eq!(san(TypeName::ClassificationType, json!("PHISHING")), Some(json!("phishing")));
         assert_eq!(san(TypeName::ClassificationType, json!("whatever")), Some(json!("whatever")));
+        assert_eq!(san(TypeName::ClassificationType, json!("  ")), None);
+        assert_eq!(san(TypeName::ClassificationTaxonomy, json!("  ")), None);
+        assert_eq!(san(TypeName::TLP, json!("  ")), None);
         assert!(!ok(TypeName::ClassificationType, json!("whatever")));
         assert!(ok(TypeName::ClassificationType, json!("c2-server")));
         assert!(!ok(TypeName::ClassificationType, json!("c&c")));
@@ -1294,6 +1409,9 @@ mod tests {
         assert_eq!(san(TypeName::URL, json!("example.com:80/a")), None);
         assert_eq!(san(TypeName::URL, json!("http://[::1/")), None);
         assert_eq!(san(TypeName::URL, json!("mailto:a@b")), None);
+        assert_eq!(san(TypeName::URL, json!("hxxp://evil[.]com/x")), None);
+        assert_eq!(san(TypeName::URL, json!("http://[::1]:80/")), Some(json!("http://[::1]:80/")));
+        assert_eq!(san(TypeName::URL, json!("http://[1.2.3.4]/")), None);
     }
 
     #[test]
@@ -1303,6 +1421,7 @@ mod tests {
         assert!(ok(TypeName::URL, json!("tcp://192.0.2.1:80")));
         assert!(ok(TypeName::URL, json!("http://a b/")));
         assert!(!ok(TypeName::URL, json!(" http://example.com")));
+        assert!(ok(TypeName::URL, json!("\u{1c}//example.com")));
         assert!(!ok(TypeName::URL, json!("http:///x")));
         assert!(!ok(TypeName::URL, json!("example.com")));
         assert_eq!(url_to_domain_name("http://example.com/x").as_deref(), Some("example.com"));
@@ -1329,6 +1448,7 @@ mod tests {
         assert_eq!(san(TypeName::JSONDict, json!({"b": 1, "a": 2})), Some(json!("{\"a\": 2, \"b\": 1}")));
         assert_eq!(san(TypeName::JSONDict, json!({})), None);
         assert_eq!(san(TypeName::JSONDict, json!("text")), Some(json!("\"text\"")));
+        assert_eq!(san(TypeName::JSONDict, json!(" {\"a\": 1} ")), Some(json!("{\"a\": 1}")));
         assert!(ok(TypeName::JSONDict, json!("{\"a\": 1}")));
         assert!(!ok(TypeName::JSONDict, json!("{}")));
         assert!(!ok(TypeName::JSONDict, json!("[1]")));

@@ -15,7 +15,7 @@ use base64::Engine as _;
 
 use super::log::BotLogger;
 use super::state::StepState;
-use super::{BotShared, RunState, Router};
+use super::{BotShared, Router, RunState};
 use crate::bots::collectors::{add_feed_fields, CollectorCommon};
 use crate::bots::parsers::{run_parser, ParserCommon};
 use crate::bots::{Bot, BotError, BotLog, CollectorOutput, Context as BotContext, Level, Outbox};
@@ -134,7 +134,8 @@ impl BotActor {
         let Some(queues) = self.cfg.destination_queues.get(path) else {
             if path != "_on_error" && !self.warned_paths.iter().any(|p| p == path) {
                 self.warned_paths.push(path.to_string());
-                let text = format!("Path {path:?} is not configured in destination_queues; messages sent to it are dropped.");
+                let text =
+                    format!("Path {path:?} is not configured in destination_queues; messages sent to it are dropped.");
                 self.log.log(Level::Warning, &text);
             }
             return 0;
@@ -160,13 +161,7 @@ impl BotActor {
     /// True when some destination queue is above its high watermark.
     fn blocked(&self) -> bool {
         let max = self.cfg.common.max_queue_length;
-        max > 0
-            && self
-                .cfg
-                .destination_queues
-                .values()
-                .flatten()
-                .any(|q| self.store.queue_len(q) >= max)
+        max > 0 && self.cfg.destination_queues.values().flatten().any(|q| self.store.queue_len(q) >= max)
     }
 
     fn dump_entry(&self, message: String, message_type: Option<String>, error: &str) -> DumpEntry {
@@ -282,7 +277,10 @@ impl BotActor {
                     Err(err) => {
                         state.rollback();
                         self.log_error(&err, &q.data);
-                        if err.is_data_error() || matches!(err, BotError::Fatal(_)) || self.retries >= self.cfg.common.error_max_retries {
+                        if err.is_data_error()
+                            || matches!(err, BotError::Fatal(_))
+                            || self.retries >= self.cfg.common.error_max_retries
+                        {
                             let fatal = matches!(err, BotError::Fatal(_));
                             if self.give_up(&mut step, q, Some(&msg), &err) || fatal {
                                 outcome = Outcome::Stop(Some(err.to_string()));
@@ -291,7 +289,9 @@ impl BotActor {
                         } else {
                             self.retries += 1;
                             self.counters.retries += 1;
-                            outcome = Outcome::RetryAfter(Duration::from_secs_f64(self.cfg.common.error_retry_delay.max(0.0)));
+                            outcome = Outcome::RetryAfter(Duration::from_secs_f64(
+                                self.cfg.common.error_retry_delay.max(0.0),
+                            ));
                             break;
                         }
                     }
@@ -425,7 +425,10 @@ impl BotActor {
                 Err(err) => {
                     state.rollback();
                     self.log_error(&err, &q.data);
-                    if err.is_data_error() || matches!(err, BotError::Fatal(_)) || self.retries >= self.cfg.common.error_max_retries {
+                    if err.is_data_error()
+                        || matches!(err, BotError::Fatal(_))
+                        || self.retries >= self.cfg.common.error_max_retries
+                    {
                         let fatal = matches!(err, BotError::Fatal(_));
                         if self.give_up(step, q, Some(ev), &err) || fatal {
                             return Outcome::Stop(Some(err.to_string()));
@@ -433,7 +436,9 @@ impl BotActor {
                     } else {
                         self.retries += 1;
                         self.counters.retries += 1;
-                        return Outcome::RetryAfter(Duration::from_secs_f64(self.cfg.common.error_retry_delay.max(0.0)));
+                        return Outcome::RetryAfter(Duration::from_secs_f64(
+                            self.cfg.common.error_retry_delay.max(0.0),
+                        ));
                     }
                 }
             }
@@ -482,7 +487,10 @@ impl BotActor {
         let mut sent = 0u64;
         for mut report in out.reports {
             if report.get("raw").is_none() {
-                self.log.log(Level::Warning, "Ignoring report without raw field. Possible bug or misconfiguration of this bot.");
+                self.log.log(
+                    Level::Warning,
+                    "Ignoring report without raw field. Possible bug or misconfiguration of this bot.",
+                );
                 continue;
             }
             if let Err(e) = add_feed_fields(&mut report, &self.collector_common) {
@@ -505,9 +513,16 @@ impl BotActor {
                 return Ok(Outcome::Idle);
             };
             let mut ctx = Self::ctx(&id, &harmonization, &root, &mut state, &mut self.log);
-            if let Err(e) = bot.committed(&mut ctx) {
+            let cleanup = caught(|| bot.committed(&mut ctx));
+            let mut step = Step::new();
+            state.write_into(&mut step);
+            self.store.commit(step).map_err(|e| e.to_string())?;
+            if let Err(e) = cleanup {
                 let text = format!("Cleaning up after the run failed: {e}.");
                 self.log.log(Level::Error, &text);
+                if matches!(e, BotError::Fatal(_)) {
+                    return Ok(Outcome::Stop(Some(e.to_string())));
+                }
             }
         }
         if sent > 0 {
@@ -518,6 +533,22 @@ impl BotActor {
             return Ok(Outcome::Collected(None));
         }
         Ok(Outcome::Collected(Some(interval.unwrap_or(Duration::from_secs(300)))))
+    }
+
+    /// The bot's start hook (outputs); its state writes commit before the first step.
+    fn start_bot(&mut self) -> Result<(), String> {
+        let store = self.store.clone();
+        let id = self.cfg.id.clone();
+        let harmonization = self.harmonization.clone();
+        let root = self.root.clone();
+        let mut state = StepState::new(&store, &id);
+        if let Bot::Output(bot) = &mut self.bot {
+            let mut ctx = Self::ctx(&id, &harmonization, &root, &mut state, &mut self.log);
+            caught(|| bot.start(&mut ctx)).map_err(|e| e.to_string())?;
+        }
+        let mut step = Step::new();
+        state.write_into(&mut step);
+        self.store.commit(step).map_err(|e| e.to_string())
     }
 
     fn note_processed(&mut self, n: u64) {
@@ -562,7 +593,12 @@ impl BotActor {
                 ctx.notify_later(Wake, d);
             }
             Ok(Outcome::RetryAfter(d)) => {
-                let text = format!("Retrying in {:.1} s (attempt {} of {}).", d.as_secs_f64(), self.retries, self.cfg.common.error_max_retries);
+                let text = format!(
+                    "Retrying in {:.1} s (attempt {} of {}).",
+                    d.as_secs_f64(),
+                    self.retries,
+                    self.cfg.common.error_max_retries
+                );
                 self.log.log(Level::Info, &text);
                 self.retry_at = Some(Instant::now() + d);
                 ctx.notify_later(Wake, d);
@@ -616,12 +652,22 @@ impl Actor for BotActor {
     type Context = actix::Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let text = format!("{} initialized with id {} and intelmq-rs {}.", self.cfg.module, self.id(), env!("CARGO_PKG_VERSION"));
+        let text = format!(
+            "{} initialized with id {} and intelmq-rs {}.",
+            self.cfg.module,
+            self.id(),
+            env!("CARGO_PKG_VERSION")
+        );
         self.log.log(Level::Info, &text);
         self.log.log(Level::Info, "Bot is starting.");
+        if let Err(reason) = self.start_bot() {
+            let text = format!("Bot initialization failed: {reason}.");
+            self.log.log(Level::Error, &text);
+            self.stop_bot(ctx, Some(reason));
+            return;
+        }
         self.shared.set_state(RunState::Running);
         self.log.log(Level::Info, "Bot initialization completed.");
-        ctx.notify(Wake);
     }
 }
 

@@ -2,6 +2,7 @@
 //! the bot id and the key.
 
 use crate::bots::registry::{self, BotEntry};
+use crate::bots::parsers::ParserCommon;
 use crate::bots::{Bot, BotKind};
 use crate::config::{BotConfig, Botnet, Group};
 
@@ -56,10 +57,23 @@ pub fn build(cfg: &BotConfig) -> Result<Bot, BuildError> {
     })
 }
 
-/// Builds every bot once to check modules and parameters, without starting anything.
+/// Builds every bot once to check modules and parameters, without starting anything; checks
+/// parsers' `default_fields` against the harmonization as IntelMQ does at start.
 pub fn validate(botnet: &Botnet) -> Result<(), BuildError> {
     for cfg in &botnet.bots {
-        build(cfg)?;
+        let bot = build(cfg)?;
+        if bot.kind() == BotKind::Parser {
+            let common = ParserCommon {
+                default_fields: cfg.common.default_fields.clone(),
+                copy_collector_provided_fields: cfg.common.copy_collector_provided_fields.clone(),
+            };
+            common.validate(&botnet.harmonization).map_err(|e| BuildError::Param {
+                file: cfg.file.display().to_string(),
+                bot: cfg.id.clone(),
+                key: format!("parameters.{}", if e.key.is_empty() { "default_fields" } else { &e.key }),
+                reason: e.reason,
+            })?;
+        }
     }
     Ok(())
 }

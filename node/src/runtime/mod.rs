@@ -145,7 +145,8 @@ impl RunSummary {
     pub fn render(&self) -> String {
         let mut s = String::new();
         let w = self.bots.iter().map(|b| b.id.len()).max().unwrap_or(3).max(3);
-        let _ = writeln!(s, "intelmq-node: idle after {:.2} s (root {})", self.elapsed.as_secs_f64(), self.root.display());
+        let _ =
+            writeln!(s, "intelmq-node: idle after {:.2} s (root {})", self.elapsed.as_secs_f64(), self.root.display());
         let _ = writeln!(s, "{:<w$}  {:>9}  {:>9}  {:>7}  {:>7}  state", "bot", "in", "out", "dumped", "retries");
         for b in &self.bots {
             let state = match &b.state {
@@ -182,7 +183,8 @@ pub fn durability(sync: SyncMode, interval_ms: u64) -> Durability {
 /// Opens the node's store for a botnet, with an inbox for every configured queue.
 pub fn open_store(botnet: &Botnet) -> anyhow::Result<Arc<Store>> {
     let path = crate::bots::resolve_path(&botnet.root, &botnet.node.store.path);
-    let store = Store::open(&path, durability(botnet.node.store.sync, botnet.node.store.sync_interval_ms), &botnet.queues())?;
+    let store =
+        Store::open(&path, durability(botnet.node.store.sync, botnet.node.store.sync_interval_ms), &botnet.queues())?;
     Ok(Arc::new(store))
 }
 

@@ -11,7 +11,7 @@ use actix::prelude::*;
 
 use super::bot_actor::{BotActor, Stop, Wake};
 use super::log::BotLogger;
-use super::{build, open_store, BotShared, BotSummary, Mode, RunState, RunSummary, Router};
+use super::{build, open_store, BotShared, BotSummary, Mode, Router, RunState, RunSummary};
 use crate::bots::{Bot, Level};
 use crate::config::{BotConfig, Botnet};
 use crate::store::{Counters, Store};
@@ -57,14 +57,8 @@ fn start_actor(
     let logger = BotLogger::open(&botnet.root.join("var/log"), &cfg.id, level)
         .map_err(|e| anyhow::anyhow!("cannot open the log of bot `{}`: {e}", cfg.id))?;
     let arbiter = Arbiter::new();
-    let (cfg2, store2, harm, root, router2, shared2) = (
-        cfg.clone(),
-        store.clone(),
-        botnet.harmonization.clone(),
-        botnet.root.clone(),
-        router.clone(),
-        shared.clone(),
-    );
+    let (cfg2, store2, harm, root, router2, shared2) =
+        (cfg.clone(), store.clone(), botnet.harmonization.clone(), botnet.root.clone(), router.clone(), shared.clone());
     let addr = BotActor::start_in_arbiter(&arbiter.handle(), move |_| {
         BotActor::new(cfg2, bot, store2, harm, root, router2, shared2, logger, until_idle)
     });
@@ -118,7 +112,15 @@ impl Supervisor {
                     }
                     b.shared.set_state(RunState::Starting);
                     let (cfg, shared) = (b.cfg.clone(), b.shared.clone());
-                    match start_actor(&self.botnet, &self.store, &self.router, &cfg, bot, &shared, self.mode == Mode::UntilIdle) {
+                    match start_actor(
+                        &self.botnet,
+                        &self.store,
+                        &self.router,
+                        &cfg,
+                        bot,
+                        &shared,
+                        self.mode == Mode::UntilIdle,
+                    ) {
                         Ok((arb, addr)) => {
                             if let Some(q) = &cfg.source_queue {
                                 self.router.register(q, shared.clone(), addr.clone().recipient());
@@ -188,6 +190,7 @@ impl Handler<Shutdown> for Supervisor {
 
 pub(super) fn run(botnet: Botnet, mode: Mode) -> anyhow::Result<RunSummary> {
     let started = Instant::now();
+    super::validate(&botnet)?;
     let store = open_store(&botnet)?;
     let local = botnet.node.node_id.clone();
     // Build every bot first: nothing starts on an invalid configuration.
@@ -227,7 +230,14 @@ pub(super) fn run(botnet: Botnet, mode: Mode) -> anyhow::Result<RunSummary> {
                         if let Some(q) = &cfg.source_queue {
                             router.register(q, shared.clone(), addr.clone().recipient());
                         }
-                        bots.push(Running { cfg, shared, addr: Some(addr), arbiter: Some(arbiter), restarts: 0, restart_at: None });
+                        bots.push(Running {
+                            cfg,
+                            shared,
+                            addr: Some(addr),
+                            arbiter: Some(arbiter),
+                            restarts: 0,
+                            restart_at: None,
+                        });
                     }
                     Err(e) => {
                         failure = Some(e);
@@ -241,7 +251,8 @@ pub(super) fn run(botnet: Botnet, mode: Mode) -> anyhow::Result<RunSummary> {
                     a.do_send(Wake);
                 }
             }
-            let report: Vec<(BotConfig, Arc<BotShared>)> = bots.iter().map(|b| (b.cfg.clone(), b.shared.clone())).collect();
+            let report: Vec<(BotConfig, Arc<BotShared>)> =
+                bots.iter().map(|b| (b.cfg.clone(), b.shared.clone())).collect();
             let sup = Supervisor { botnet, store, router, bots, mode, idle_ticks: 0, shutting_down: false };
             let addr = sup.start();
             if let Some(e) = failure {

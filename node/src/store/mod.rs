@@ -266,11 +266,7 @@ impl Store {
             Some(v) => {
                 let found = keys::decode_seq(&v).unwrap_or(0);
                 if found != keys::FORMAT_VERSION {
-                    return Err(StoreError::Format {
-                        path: self.path.clone(),
-                        found,
-                        expected: keys::FORMAT_VERSION,
-                    });
+                    return Err(StoreError::Format { path: self.path.clone(), found, expected: keys::FORMAT_VERSION });
                 }
             }
             None => {
@@ -321,11 +317,8 @@ impl Store {
             item?;
             len += 1;
         }
-        let meta = Arc::new(QueueMeta {
-            head: AtomicU64::new(head),
-            tail: AtomicU64::new(tail),
-            len: AtomicU64::new(len),
-        });
+        let meta =
+            Arc::new(QueueMeta { head: AtomicU64::new(head), tail: AtomicU64::new(tail), len: AtomicU64::new(len) });
         self.queues.write().map_err(|_| poisoned())?.insert(queue.to_string(), meta.clone());
         Ok(meta)
     }
@@ -351,11 +344,7 @@ impl Store {
 
     /// Messages waiting in `queue` (0 for an unknown queue).
     pub fn queue_len(&self, queue: &str) -> u64 {
-        self.queues
-            .read()
-            .ok()
-            .and_then(|m| m.get(queue).map(|q| q.len.load(Ordering::Acquire)))
-            .unwrap_or(0)
+        self.queues.read().ok().and_then(|m| m.get(queue).map(|q| q.len.load(Ordering::Acquire))).unwrap_or(0)
     }
 
     /// Up to `max` messages from the head of `queue`, oldest first. Reading does not remove them.
@@ -374,10 +363,8 @@ impl Store {
         let mut out = Vec::with_capacity(max.min(1024));
         for item in self.db.iterator_cf_opt(&handle, ro, IteratorMode::Start) {
             let (k, v) = item?;
-            let seq = keys::decode_seq(&k).ok_or_else(|| StoreError::Corrupt {
-                cf: name.clone(),
-                reason: format!("key of {} bytes", k.len()),
-            })?;
+            let seq = keys::decode_seq(&k)
+                .ok_or_else(|| StoreError::Corrupt { cf: name.clone(), reason: format!("key of {} bytes", k.len()) })?;
             out.push(Queued { seq, data: v.into_vec() });
             if out.len() >= max {
                 break;
@@ -411,7 +398,8 @@ impl Store {
         if !step.counters.is_empty() {
             let handle = self.cf(cf::STATS)?;
             for (bot, c) in &step.counters {
-                let v = serde_json::to_vec(c).map_err(|e| StoreError::Corrupt { cf: cf::STATS.into(), reason: e.to_string() })?;
+                let v = serde_json::to_vec(c)
+                    .map_err(|e| StoreError::Corrupt { cf: cf::STATS.into(), reason: e.to_string() })?;
                 batch.put_cf(&handle, bot.as_bytes(), v);
             }
         }
@@ -437,7 +425,8 @@ impl Store {
         }
         if let Some(handle) = &dump_handle {
             for d in &step.dumps {
-                let v = serde_json::to_vec(d).map_err(|e| StoreError::Corrupt { cf: cf::DUMP.into(), reason: e.to_string() })?;
+                let v = serde_json::to_vec(d)
+                    .map_err(|e| StoreError::Corrupt { cf: cf::DUMP.into(), reason: e.to_string() })?;
                 batch.put_cf(handle, keys::seq_key(*dump_seq), v);
                 *dump_seq += 1;
             }
@@ -460,7 +449,12 @@ impl Store {
 
     /// Deletes every message of `queue`; returns how many there were.
     pub fn clear_queue(&self, queue: &str) -> Result<u64, StoreError> {
-        let meta = self.queues.read().map_err(|_| poisoned())?.get(queue).cloned()
+        let meta = self
+            .queues
+            .read()
+            .map_err(|_| poisoned())?
+            .get(queue)
+            .cloned()
             .ok_or_else(|| StoreError::UnknownQueue(queue.to_string()))?;
         let _guard = self.commit_lock.lock().map_err(|_| poisoned())?;
         let handle = self.cf(&cf::inbox(queue))?;
@@ -504,7 +498,8 @@ impl Store {
     pub fn counters(&self, bot_id: &str) -> Result<Counters, StoreError> {
         let handle = self.cf(cf::STATS)?;
         match self.db.get_cf(&handle, bot_id.as_bytes())? {
-            Some(v) => serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt { cf: cf::STATS.into(), reason: e.to_string() }),
+            Some(v) => serde_json::from_slice(&v)
+                .map_err(|e| StoreError::Corrupt { cf: cf::STATS.into(), reason: e.to_string() }),
             None => Ok(Counters::default()),
         }
     }

@@ -10,9 +10,12 @@ fn every_shipped_config_file_loads_and_validates() {
     runtime::validate(&botnet).expect("every shipped bot builds");
     assert!(botnet.bots.len() >= 6);
     // The BOTS catalogue is what the registry generates.
-    let shipped: serde_json::Value =
-        serde_json::from_str(&node.read("etc/BOTS")).expect("etc/BOTS is JSON");
-    assert_eq!(shipped, intelmq_node::bots::registry::catalogue(), "regenerate with `intelmq-node --print-bots > etc/BOTS`");
+    let shipped: serde_json::Value = serde_json::from_str(&node.read("etc/BOTS")).expect("etc/BOTS is JSON");
+    assert_eq!(
+        shipped,
+        intelmq_node::bots::registry::catalogue(),
+        "regenerate with `intelmq-node --print-bots > etc/BOTS`"
+    );
     // harmonization.conf and node.conf parse as well.
     intelmq_node::message::Harmonization::load(&node.root().join("etc/harmonization.conf")).expect("harmonization");
     let out = node.command(&["--check-config"]).output().expect("run");
@@ -37,14 +40,22 @@ fn broken(file: &str, edit: impl Fn(&mut serde_json::Value), needles: &[&str]) {
 
 #[test]
 fn unknown_key_in_a_bot_entry_is_refused() {
-    broken("runtime.conf", |v| { v["taxonomy-expert"]["colour"] = "blue".into(); }, &["runtime.conf", "taxonomy-expert", "colour"]);
+    broken(
+        "runtime.conf",
+        |v| {
+            v["taxonomy-expert"]["colour"] = "blue".into();
+        },
+        &["runtime.conf", "taxonomy-expert", "colour"],
+    );
 }
 
 #[test]
 fn unknown_parameter_of_a_bot_is_refused() {
     broken(
         "runtime.conf",
-        |v| { v["url2fqdn-expert"]["parameters"]["overwrit"] = true.into(); },
+        |v| {
+            v["url2fqdn-expert"]["parameters"]["overwrit"] = true.into();
+        },
         &["runtime.conf", "url2fqdn-expert", "overwrit"],
     );
 }
@@ -53,7 +64,9 @@ fn unknown_parameter_of_a_bot_is_refused() {
 fn unknown_module_is_refused_with_the_known_ones() {
     broken(
         "runtime.conf",
-        |v| { v["taxonomy-expert"]["module"] = "intelmq.bots.experts.taxonomy.nope".into(); },
+        |v| {
+            v["taxonomy-expert"]["module"] = "intelmq.bots.experts.taxonomy.nope".into();
+        },
         &["taxonomy-expert", "intelmq.bots.experts.taxonomy.nope", "intelmq.bots.experts.taxonomy.expert"],
     );
 }
@@ -74,7 +87,9 @@ fn bad_bot_id_is_refused() {
 fn dangling_destination_queue_is_refused() {
     broken(
         "pipeline.conf",
-        |v| { v["taxonomy-expert"]["destination-queues"] = serde_json::json!(["nowhere-queue"]); },
+        |v| {
+            v["taxonomy-expert"]["destination-queues"] = serde_json::json!(["nowhere-queue"]);
+        },
         &["pipeline.conf", "taxonomy-expert", "nowhere-queue"],
     );
 }

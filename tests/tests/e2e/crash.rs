@@ -42,7 +42,12 @@ fn write_config(node: &TestNode) {
     for file in 0..4 {
         let mut csv = String::from("id,ip,url\n");
         for i in (file * EVENTS / 4)..((file + 1) * EVENTS / 4) {
-            csv.push_str(&format!("{i},10.{}.{}.{},http://host{i}.example.com/p/{i}\n", (i >> 16) & 255, (i >> 8) & 255, i & 255));
+            csv.push_str(&format!(
+                "{i},10.{}.{}.{},http://host{i}.example.com/p/{i}\n",
+                (i >> 16) & 255,
+                (i >> 8) & 255,
+                i & 255
+            ));
         }
         node.write(&format!("in/part-{file}.csv"), csv);
     }

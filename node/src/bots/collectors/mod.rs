@@ -28,13 +28,7 @@ pub struct CollectorCommon {
 
 impl Default for CollectorCommon {
     fn default() -> Self {
-        CollectorCommon {
-            name: None,
-            accuracy: 100.0,
-            code: None,
-            provider: None,
-            documentation: None,
-        }
+        CollectorCommon { name: None, accuracy: 100.0, code: None, provider: None, documentation: None }
     }
 }
 
@@ -56,14 +50,12 @@ impl CollectorCommon {
                     common.accuracy = match &value {
                         Value::Null => common.accuracy,
                         Value::Number(n) => n.as_f64().unwrap_or(common.accuracy),
-                        Value::String(s) => s.trim().parse::<f64>().map_err(|_| {
-                            ParamError::new("accuracy", format!("`{s}` is not a number"))
-                        })?,
+                        Value::String(s) => s
+                            .trim()
+                            .parse::<f64>()
+                            .map_err(|_| ParamError::new("accuracy", format!("`{s}` is not a number")))?,
                         other => {
-                            return Err(ParamError::new(
-                                "accuracy",
-                                format!("{other} is not a number"),
-                            ));
+                            return Err(ParamError::new("accuracy", format!("{other} is not a number")));
                         }
                     };
                     if !(0.0..=100.0).contains(&common.accuracy) {
@@ -153,10 +145,7 @@ mod tests {
     #[test]
     fn zero_accuracy_is_not_added() {
         let mut report = Message::new(MessageKind::Report, harmonization());
-        let common = CollectorCommon {
-            accuracy: 0.0,
-            ..CollectorCommon::default()
-        };
+        let common = CollectorCommon { accuracy: 0.0, ..CollectorCommon::default() };
         add_feed_fields(&mut report, &common).unwrap();
         assert!(report.get("feed.accuracy").is_none());
     }

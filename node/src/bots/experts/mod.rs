@@ -3,6 +3,9 @@
 pub mod deduplicator;
 pub mod taxonomy;
 pub mod url2fqdn;
+// mods:experts-sieve
+// mods:experts-general
+// mods:experts-lookup
 
 /// Shared by the expert tests: the shipped harmonization and events from JSON.
 #[cfg(test)]
@@ -20,9 +23,7 @@ pub(crate) mod test_support {
 
     /// An event read from a flat JSON object, as from the wire.
     pub(crate) fn event(h: &Arc<Harmonization>, fields: Value) -> Message {
-        let Value::Object(map) = fields else {
-            panic!("not an object: {fields}")
-        };
+        let Value::Object(map) = fields else { panic!("not an object: {fields}") };
         Message::from_map(h.clone(), map, Some(MessageKind::Event)).unwrap()
     }
 }

@@ -18,9 +18,7 @@ pub(crate) mod test_support {
 
     /// An event read from a flat JSON object, as from the wire.
     pub(crate) fn event(h: &Arc<Harmonization>, fields: Value) -> Message {
-        let Value::Object(map) = fields else {
-            panic!("not an object: {fields}")
-        };
+        let Value::Object(map) = fields else { panic!("not an object: {fields}") };
         Message::from_map(h.clone(), map, Some(MessageKind::Event)).unwrap()
     }
 }

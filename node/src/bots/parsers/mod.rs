@@ -4,6 +4,10 @@
 //! `message` and the bot traits only.
 
 pub mod generic;
+// mods:parsers-json
+// mods:parsers-shadowserver
+// mods:parsers-text
+// mods:parsers-markup
 
 use std::sync::Arc;
 
@@ -36,29 +40,15 @@ impl ParserCommon {
             Some(Value::String(s)) if s.trim().is_empty() => {}
             Some(Value::String(s)) => match serde_json::from_str::<Value>(&s) {
                 Ok(Value::Object(map)) => common.default_fields = map,
-                _ => {
-                    return Err(ParamError::new(
-                        "default_fields",
-                        format!("expected a JSON object, got `{s}`"),
-                    ))
-                }
+                _ => return Err(ParamError::new("default_fields", format!("expected a JSON object, got `{s}`"))),
             },
-            Some(other) => {
-                return Err(ParamError::new(
-                    "default_fields",
-                    format!("expected an object, got {other}"),
-                ))
-            }
+            Some(other) => return Err(ParamError::new("default_fields", format!("expected an object, got {other}"))),
         }
         match params.remove("copy_collector_provided_fields") {
             None | Some(Value::Null) => {}
             Some(Value::String(s)) => {
-                common.copy_collector_provided_fields = s
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|f| !f.is_empty())
-                    .map(str::to_string)
-                    .collect();
+                common.copy_collector_provided_fields =
+                    s.split(',').map(str::trim).filter(|f| !f.is_empty()).map(str::to_string).collect();
             }
             Some(Value::Array(items)) => {
                 for item in items {
@@ -89,14 +79,7 @@ impl ParserCommon {
         let mut dummy = Message::new(MessageKind::Event, harmonization.clone());
         for (key, value) in &self.default_fields {
             dummy
-                .add_with(
-                    key,
-                    value.clone(),
-                    AddOptions {
-                        overwrite: Some(true),
-                        ..AddOptions::default()
-                    },
-                )
+                .add_with(key, value.clone(), AddOptions { overwrite: Some(true), ..AddOptions::default() })
                 .map_err(|e| ParamError::new("default_fields", e.to_string()))?;
         }
         Ok(())
@@ -132,11 +115,7 @@ pub fn run_parser(
 
     let mut out = ParserOutput::new(report, &common.copy_collector_provided_fields);
     bot.parse(report, ctx, &mut out)?;
-    let ParserOutput {
-        events: parsed,
-        failed: failed_lines,
-        ..
-    } = out;
+    let ParserOutput { events: parsed, failed: failed_lines, .. } = out;
 
     let mut events = Vec::with_capacity(parsed.len());
     let mut failed_raw: Vec<(String, String)> = Vec::new();
@@ -145,10 +124,7 @@ pub fn run_parser(
             Ok(()) => events.push(event),
             Err(e) => {
                 // IntelMQ applies the default fields inside the per-line `try`: the line fails.
-                let raw = event
-                    .raw_bytes()
-                    .map(|b| decode_utf8_ignore(&b))
-                    .unwrap_or_default();
+                let raw = event.raw_bytes().map(|b| decode_utf8_ignore(&b)).unwrap_or_default();
                 failed_raw.push((raw, e.to_string()));
             }
         }
@@ -157,47 +133,22 @@ pub fn run_parser(
 
     let mut failed = Vec::with_capacity(failed_raw.len());
     for (raw, error) in failed_raw {
-        ctx.log
-            .log(Level::Error, &format!("Failed to parse line. {error}"));
+        ctx.log.log(Level::Error, &format!("Failed to parse line. {error}"));
         let mut dump = report.to_report();
-        dump.add_with(
-            "raw",
-            Value::String(raw),
-            AddOptions {
-                overwrite: Some(true),
-                ..AddOptions::default()
-            },
-        )?;
+        dump.add_with("raw", Value::String(raw), AddOptions { overwrite: Some(true), ..AddOptions::default() })?;
         failed.push((dump, error));
     }
 
     if !failed.is_empty() {
-        ctx.log.log(
-            Level::Info,
-            &format!(
-                "Sent {} events and found {} problem(s).",
-                events.len(),
-                failed.len()
-            ),
-        );
+        ctx.log.log(Level::Info, &format!("Sent {} events and found {} problem(s).", events.len(), failed.len()));
     }
     Ok(ParsedReport { events, failed })
 }
 
 /// Adds each default field that the event does not hold yet (IntelMQ `add(.., overwrite=False)`).
-fn apply_default_fields(
-    event: &mut Message,
-    defaults: &Map<String, Value>,
-) -> Result<(), BotError> {
+fn apply_default_fields(event: &mut Message, defaults: &Map<String, Value>) -> Result<(), BotError> {
     for (key, value) in defaults {
-        event.add_with(
-            key,
-            value.clone(),
-            AddOptions {
-                overwrite: Some(false),
-                ..AddOptions::default()
-            },
-        )?;
+        event.add_with(key, value.clone(), AddOptions { overwrite: Some(false), ..AddOptions::default() })?;
     }
     Ok(())
 }
@@ -221,9 +172,8 @@ pub fn report_text(report: &Message) -> Result<String, BotError> {
     if report.get("raw").is_none() {
         return Err(BotError::Invalid("report has no `raw` field".to_string()));
     }
-    let bytes = report
-        .raw_bytes()
-        .ok_or_else(|| BotError::Invalid("report field `raw` is not valid base64".to_string()))?;
+    let bytes =
+        report.raw_bytes().ok_or_else(|| BotError::Invalid("report field `raw` is not valid base64".to_string()))?;
     Ok(decode_utf8_ignore(&bytes))
 }
 
@@ -289,11 +239,7 @@ pub fn write_csv_row<S: AsRef<str>>(out: &mut String, fields: &[S], line_ending:
 
 /// IntelMQ `recover_line_csv`: the saved header lines and the row re-serialised as CSV, joined and
 /// ended with the input's line ending.
-pub fn recover_line_csv<S: AsRef<str>>(
-    tempdata: &[String],
-    fields: &[S],
-    line_ending: &str,
-) -> String {
+pub fn recover_line_csv<S: AsRef<str>>(tempdata: &[String], fields: &[S], line_ending: &str) -> String {
     let mut out = String::new();
     for saved in tempdata {
         out.push_str(saved);
@@ -305,11 +251,7 @@ pub fn recover_line_csv<S: AsRef<str>>(
 
 /// IntelMQ `recover_line_csv_dict`: the header row written as CSV followed by the original line
 /// text, stripped.
-pub fn recover_line_csv_dict<S: AsRef<str>>(
-    fieldnames: &[S],
-    line: &str,
-    line_ending: &str,
-) -> String {
+pub fn recover_line_csv_dict<S: AsRef<str>>(fieldnames: &[S], line: &str, line_ending: &str) -> String {
     let mut out = String::new();
     write_csv_row(&mut out, fieldnames, line_ending);
     out.push_str(line);
@@ -329,21 +271,13 @@ pub struct CsvDialect {
 
 impl Default for CsvDialect {
     fn default() -> Self {
-        CsvDialect {
-            delimiter: b',',
-            quote: b'"',
-            double_quote: true,
-            escape: None,
-        }
+        CsvDialect { delimiter: b',', quote: b'"', double_quote: true, escape: None }
     }
 }
 
 impl CsvDialect {
     pub fn with_delimiter(delimiter: u8) -> Self {
-        CsvDialect {
-            delimiter,
-            ..CsvDialect::default()
-        }
+        CsvDialect { delimiter, ..CsvDialect::default() }
     }
 }
 
@@ -372,11 +306,7 @@ impl<'t> CsvRecords<'t> {
             .double_quote(dialect.double_quote)
             .escape(dialect.escape)
             .from_reader(text.as_bytes());
-        CsvRecords {
-            text,
-            reader,
-            record: csv::StringRecord::new(),
-        }
+        CsvRecords { text, reader, record: csv::StringRecord::new() }
     }
 }
 
@@ -443,10 +373,7 @@ impl CsvText {
             Some(header) => header?.fields,
             None => Vec::new(),
         };
-        Ok(CsvDictRecords {
-            fieldnames,
-            records,
-        })
+        Ok(CsvDictRecords { fieldnames, records })
     }
 }
 
@@ -473,11 +400,7 @@ impl<'t> Iterator for CsvDictRecords<'t> {
 
 /// A dict-reader row value: the field under `name` in `record`, given the header `fieldnames`
 /// (`None` when the row is shorter than the header, Python's `restval`).
-pub fn dict_get<'r>(
-    fieldnames: &[String],
-    record: &'r CsvRecord<'_>,
-    name: &str,
-) -> Option<&'r str> {
+pub fn dict_get<'r>(fieldnames: &[String], record: &'r CsvRecord<'_>, name: &str) -> Option<&'r str> {
     let index = fieldnames.iter().position(|f| f == name)?;
     record.fields.get(index).map(String::as_str)
 }
@@ -508,19 +431,13 @@ mod tests {
     #[test]
     fn recover_line_csv_joins_header_lines_with_the_line_ending() {
         let header = vec!["h1, h2".to_string()];
-        assert_eq!(
-            recover_line_csv(&header, &["1", "2"], "\r\n"),
-            "h1, h2\r\n1,2\r\n"
-        );
+        assert_eq!(recover_line_csv(&header, &["1", "2"], "\r\n"), "h1, h2\r\n1,2\r\n");
         assert_eq!(recover_line_csv(&[], &["1"], "\n"), "1\n");
     }
 
     #[test]
     fn recover_line_joins_with_newline() {
-        assert_eq!(
-            recover_line(&["# head".to_string()], "line"),
-            "# head\nline"
-        );
+        assert_eq!(recover_line(&["# head".to_string()], "line"), "# head\nline");
         assert_eq!(recover_line(&[], "line"), "line");
     }
 
@@ -534,10 +451,7 @@ mod tests {
     #[test]
     fn csv_records_carry_fields_and_original_line() {
         let text = CsvText::new("a,\"b,c\"\n\nd,\"e\"\"f\"\n");
-        let records: Vec<_> = text
-            .records(CsvDialect::default())
-            .map(|r| r.unwrap())
-            .collect();
+        let records: Vec<_> = text.records(CsvDialect::default()).map(|r| r.unwrap()).collect();
         assert_eq!(records.len(), 2);
         assert_eq!(records[0].fields, vec!["a", "b,c"]);
         assert_eq!(records[0].line, "a,\"b,c\"");
@@ -554,10 +468,7 @@ mod tests {
         assert_eq!(names, vec!["ip", "port"]);
         assert_eq!(dict_get(&names, &records[0], "port"), Some("80"));
         assert_eq!(dict_get(&names, &records[1], "port"), None);
-        assert_eq!(
-            recover_line_csv_dict(&names, records[0].line, "\n"),
-            "ip,port\n192.0.2.1,80"
-        );
+        assert_eq!(recover_line_csv_dict(&names, records[0].line, "\n"), "ip,port\n192.0.2.1,80");
     }
 
     /// A parser that makes one event per line holding `source.ip`, failing on `bad`.
@@ -585,10 +496,7 @@ mod tests {
         }
     }
 
-    fn run_lines(
-        raw: Option<&str>,
-        common: &ParserCommon,
-    ) -> (Result<ParsedReport, BotError>, Vec<(Level, String)>) {
+    fn run_lines(raw: Option<&str>, common: &ParserCommon) -> (Result<ParsedReport, BotError>, Vec<(Level, String)>) {
         use crate::bots::{MemoryLog, MemoryState};
 
         let harmonization = Harmonization::builtin();
@@ -627,26 +535,17 @@ mod tests {
             "default_fields".to_string(),
             serde_json::json!({"classification.type": "blacklist", "comment": "from defaults"}),
         );
-        params.insert(
-            "copy_collector_provided_fields".to_string(),
-            Value::String("extra.file_name".to_string()),
-        );
+        params.insert("copy_collector_provided_fields".to_string(), Value::String("extra.file_name".to_string()));
         params.insert("columns".to_string(), Value::Null);
         let common = ParserCommon::take_from(&mut params).unwrap();
         assert_eq!(params.len(), 1, "only the bot's own keys stay");
-        assert_eq!(
-            common.copy_collector_provided_fields,
-            vec!["extra.file_name"]
-        );
+        assert_eq!(common.copy_collector_provided_fields, vec!["extra.file_name"]);
         common.validate(&Harmonization::builtin()).unwrap();
 
         let (result, log) = run_lines(Some("192.0.2.1\nbad\n192.0.2.2"), &common);
         let parsed = result.unwrap();
         assert_eq!(parsed.events.len(), 2);
-        assert_eq!(
-            parsed.events[0].get_str("classification.type"),
-            Some("scanner")
-        );
+        assert_eq!(parsed.events[0].get_str("classification.type"), Some("scanner"));
         assert_eq!(parsed.events[0].get_str("comment"), Some("from defaults"));
         assert_eq!(parsed.failed.len(), 1);
         let (dump, error) = &parsed.failed[0];
@@ -655,31 +554,19 @@ mod tests {
         assert_eq!(dump.raw_bytes().unwrap(), b"# header\nbad");
         assert_eq!(error, "bad line");
         assert!(log.contains(&(Level::Error, "Failed to parse line. bad line".to_string())));
-        assert!(log.contains(&(
-            Level::Info,
-            "Sent 2 events and found 1 problem(s).".to_string()
-        )));
+        assert!(log.contains(&(Level::Info, "Sent 2 events and found 1 problem(s).".to_string())));
     }
 
     #[test]
     fn invalid_default_fields_are_a_param_error() {
         let mut params = Params::new();
-        params.insert(
-            "default_fields".to_string(),
-            serde_json::json!({"source.ip": "not an ip"}),
-        );
+        params.insert("default_fields".to_string(), serde_json::json!({"source.ip": "not an ip"}));
         let common = ParserCommon::take_from(&mut params).unwrap();
         let err = common.validate(&Harmonization::builtin()).unwrap_err();
         assert_eq!(err.key, "default_fields");
         let mut params = Params::new();
-        params.insert(
-            "copy_collector_provided_fields".to_string(),
-            serde_json::json!({"a": 1}),
-        );
-        assert_eq!(
-            ParserCommon::take_from(&mut params).unwrap_err().key,
-            "copy_collector_provided_fields"
-        );
+        params.insert("copy_collector_provided_fields".to_string(), serde_json::json!({"a": 1}));
+        assert_eq!(ParserCommon::take_from(&mut params).unwrap_err().key, "copy_collector_provided_fields");
     }
 
     #[test]

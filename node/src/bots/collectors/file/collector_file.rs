@@ -75,15 +75,9 @@ impl BuildBot for FileCollectorBot {
             ));
         }
         if params.chunk_size == Some(0) {
-            return Err(ParamError::new(
-                "chunk_size",
-                "must be a positive number of bytes",
-            ));
+            return Err(ParamError::new("chunk_size", "must be a positive number of bytes"));
         }
-        Ok(FileCollectorBot {
-            params,
-            to_delete: Vec::new(),
-        })
+        Ok(FileCollectorBot { params, to_delete: Vec::new() })
     }
 }
 
@@ -101,14 +95,12 @@ fn fingerprint(meta: &fs::Metadata) -> String {
 impl FileCollectorBot {
     /// The matching regular files of the directory, sorted by name.
     fn matching_files(&self, dir: &std::path::Path) -> Result<Vec<(String, PathBuf)>, BotError> {
-        let entries = fs::read_dir(dir).map_err(|e| {
-            BotError::Transient(format!("cannot list directory {}: {e}", dir.display()))
-        })?;
+        let entries = fs::read_dir(dir)
+            .map_err(|e| BotError::Transient(format!("cannot list directory {}: {e}", dir.display())))?;
         let mut files = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|e| {
-                BotError::Transient(format!("cannot list directory {}: {e}", dir.display()))
-            })?;
+            let entry =
+                entry.map_err(|e| BotError::Transient(format!("cannot list directory {}: {e}", dir.display())))?;
             let Ok(name) = entry.file_name().into_string() else {
                 continue;
             };
@@ -125,13 +117,8 @@ impl FileCollectorBot {
     }
 
     /// Reads one file into reports; `None` when another process holds a lock on it.
-    fn read_file(
-        &self,
-        path: &std::path::Path,
-    ) -> Result<Option<(Vec<u8>, fs::Metadata)>, BotError> {
-        let io_err = |e: std::io::Error| {
-            BotError::Transient(format!("cannot read file {}: {e}", path.display()))
-        };
+    fn read_file(&self, path: &std::path::Path) -> Result<Option<(Vec<u8>, fs::Metadata)>, BotError> {
+        let io_err = |e: std::io::Error| BotError::Transient(format!("cannot read file {}: {e}", path.display()));
         let mut file = File::open(path).map_err(io_err)?;
         // File::try_lock is stable since Rust 1.89 (the workspace declares 1.85).
         #[allow(clippy::incompatible_msrv)]
@@ -152,11 +139,7 @@ impl FileCollectorBot {
 /// cut after the last `\n`, each prefixed by the header line when `replicate_header`.
 pub fn split_chunks(data: &[u8], chunk_size: Option<u64>, replicate_header: bool) -> Vec<Vec<u8>> {
     let Some(size) = chunk_size else {
-        return if data.is_empty() {
-            Vec::new()
-        } else {
-            vec![data.to_vec()]
-        };
+        return if data.is_empty() { Vec::new() } else { vec![data.to_vec()] };
     };
     let size = usize::try_from(size).unwrap_or(usize::MAX).max(1);
     let (header, body) = if replicate_header {
@@ -194,24 +177,18 @@ pub fn split_chunks(data: &[u8], chunk_size: Option<u64>, replicate_header: bool
 }
 
 impl CollectorBot for FileCollectorBot {
-    fn collect(
-        &mut self,
-        ctx: &mut Context<'_>,
-        out: &mut CollectorOutput,
-    ) -> Result<(), BotError> {
+    fn collect(&mut self, ctx: &mut Context<'_>, out: &mut CollectorOutput) -> Result<(), BotError> {
         self.to_delete.clear();
         let dir = ctx.resolve(&self.params.path);
         if !dir.is_dir() {
             ctx.log.log(
                 Level::Warning,
-                &format!(
-                    "Path {:?} is not a directory, nothing to collect.",
-                    dir.display().to_string()
-                ),
+                &format!("Path {:?} is not a directory, nothing to collect.", dir.display().to_string()),
             );
             return Ok(());
         }
-        let dir = fs::canonicalize(&dir).unwrap_or(dir);
+        // Absolute like Python's os.path.abspath (symlinks are not resolved).
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
         for (name, path) in self.matching_files(&dir)? {
             let key = path.to_string_lossy().into_owned();
             let recorded = ctx.state.get(key.as_bytes());
@@ -227,22 +204,13 @@ impl CollectorBot for FileCollectorBot {
                 }
             }
             let Some((data, meta)) = self.read_file(&path)? else {
-                ctx.log.log(
-                    Level::Info,
-                    &format!("File {key:?} is already being used by another process, skipping."),
-                );
+                ctx.log.log(Level::Info, &format!("File {key:?} is already being used by another process, skipping."));
                 continue;
             };
-            ctx.log
-                .log(Level::Info, &format!("Processing file {key:?}."));
-            let chunks = split_chunks(
-                &data,
-                self.params.chunk_size,
-                self.params.chunk_replicate_header,
-            );
+            ctx.log.log(Level::Info, &format!("Processing file {key:?}."));
+            let chunks = split_chunks(&data, self.params.chunk_size, self.params.chunk_replicate_header);
             if chunks.is_empty() {
-                ctx.log
-                    .log(Level::Warning, &format!("Ignoring empty file {key:?}."));
+                ctx.log.log(Level::Warning, &format!("Ignoring empty file {key:?}."));
             }
             let feed_url = format!("file://localhost{key}");
             for chunk in chunks {
@@ -253,16 +221,11 @@ impl CollectorBot for FileCollectorBot {
                 report.add_with(
                     "raw",
                     Value::String(raw),
-                    AddOptions {
-                        sanitize: false,
-                        overwrite: Some(true),
-                        raise_failure: true,
-                    },
+                    AddOptions { sanitize: false, overwrite: Some(true), raise_failure: true },
                 )?;
                 out.send(report);
             }
-            ctx.state
-                .put(key.as_bytes(), fingerprint(&meta).as_bytes(), None);
+            ctx.state.put(key.as_bytes(), fingerprint(&meta).as_bytes(), None);
             if self.params.delete_file {
                 self.to_delete.push(path);
             }
@@ -274,20 +237,14 @@ impl CollectorBot for FileCollectorBot {
         for path in std::mem::take(&mut self.to_delete) {
             match fs::remove_file(&path) {
                 Ok(()) => {
-                    ctx.log.log(
-                        Level::Debug,
-                        &format!("Deleted file: {:?}.", path.display().to_string()),
-                    );
+                    ctx.log.log(Level::Debug, &format!("Deleted file: {:?}.", path.display().to_string()));
                     ctx.state.delete(path.to_string_lossy().as_bytes());
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     ctx.state.delete(path.to_string_lossy().as_bytes());
                 }
                 Err(e) => {
-                    ctx.log.log(
-                        Level::Error,
-                        &format!("Could not delete file {:?}.", path.display().to_string()),
-                    );
+                    ctx.log.log(Level::Error, &format!("Could not delete file {:?}.", path.display().to_string()));
                     return Err(BotError::Fatal(format!(
                         "cannot delete file {} (stopping to prevent reading it again): {e}",
                         path.display()
@@ -314,13 +271,7 @@ mod tests {
         state: &'a mut MemoryState,
         log: &'a mut MemoryLog,
     ) -> Context<'a> {
-        Context {
-            bot_id: "file-collector",
-            harmonization: h,
-            root,
-            state,
-            log,
-        }
+        Context { bot_id: "file-collector", harmonization: h, root, state, log }
     }
 
     fn bot(params: serde_json::Value) -> FileCollectorBot {
@@ -336,10 +287,7 @@ mod tests {
     fn chunks_cut_at_line_ends_and_repeat_the_header() {
         let data = b"h\na1\na2\na3\n";
         let chunks = split_chunks(data, Some(5), true);
-        let texts: Vec<_> = chunks
-            .iter()
-            .map(|c| String::from_utf8_lossy(c).into_owned())
-            .collect();
+        let texts: Vec<_> = chunks.iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect();
         // As IntelMQ: a chunk is the leftover of the last read plus the next `chunk_size` bytes,
         // cut after its last newline, so it may exceed `chunk_size`.
         assert_eq!(texts, vec!["h\na1\n", "h\na2\na3\n"]);
@@ -348,25 +296,15 @@ mod tests {
     #[test]
     fn chunks_without_header_keep_an_unterminated_tail() {
         let chunks = split_chunks(b"aaaa\nbb\ncc", Some(6), false);
-        let texts: Vec<_> = chunks
-            .iter()
-            .map(|c| String::from_utf8_lossy(c).into_owned())
-            .collect();
+        let texts: Vec<_> = chunks.iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect();
         assert_eq!(texts, vec!["aaaa\n", "bb\n", "cc"]);
         assert_eq!(split_chunks(b"", None, true), Vec::<Vec<u8>>::new());
-        assert_eq!(
-            split_chunks(b"only header\n", Some(4), true),
-            Vec::<Vec<u8>>::new()
-        );
+        assert_eq!(split_chunks(b"only header\n", Some(4), true), Vec::<Vec<u8>>::new());
     }
 
     #[test]
     fn empty_postfix_with_delete_is_refused() {
-        let params = FileCollectorParams {
-            postfix: String::new(),
-            delete_file: true,
-            ..Default::default()
-        };
+        let params = FileCollectorParams { postfix: String::new(), delete_file: true, ..Default::default() };
         let err = FileCollectorBot::build(params).err().unwrap();
         assert_eq!(err.key, "postfix");
     }
@@ -383,15 +321,11 @@ mod tests {
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
         let mut bot = bot(serde_json::json!({"path": "in"}));
         let mut out = CollectorOutput::default();
-        bot.collect(&mut ctx(dir.path(), &h, &mut state, &mut log), &mut out)
-            .unwrap();
+        bot.collect(&mut ctx(dir.path(), &h, &mut state, &mut log), &mut out).unwrap();
         assert_eq!(out.reports.len(), 2);
-        let abs = fs::canonicalize(dir.path().join("in/a.csv")).unwrap();
+        let abs = dir.path().join("in/a.csv");
         assert_eq!(out.reports[0].get_str("extra.file_name"), Some("a.csv"));
-        assert_eq!(
-            out.reports[0].get_str("feed.url"),
-            Some(format!("file://localhost{}", abs.display()).as_str())
-        );
+        assert_eq!(out.reports[0].get_str("feed.url"), Some(format!("file://localhost{}", abs.display()).as_str()));
         assert_eq!(raw_text(&out.reports[0]), "1\n");
         assert_eq!(out.reports[1].get_str("extra.file_name"), Some("b.csv"));
         assert!(out.reports[0].get("time.observation").is_some());
@@ -406,23 +340,18 @@ mod tests {
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
         let mut bot = bot(serde_json::json!({"path": dir.path().to_str().unwrap()}));
         let mut out = CollectorOutput::default();
-        bot.collect(&mut ctx(dir.path(), &h, &mut state, &mut log), &mut out)
-            .unwrap();
+        bot.collect(&mut ctx(dir.path(), &h, &mut state, &mut log), &mut out).unwrap();
         assert_eq!(out.reports.len(), 1);
 
         // A restarted bot with the committed state does not emit the file again.
         let mut restarted = self::bot(serde_json::json!({"path": dir.path().to_str().unwrap()}));
         let mut out = CollectorOutput::default();
-        restarted
-            .collect(&mut ctx(dir.path(), &h, &mut state, &mut log), &mut out)
-            .unwrap();
+        restarted.collect(&mut ctx(dir.path(), &h, &mut state, &mut log), &mut out).unwrap();
         assert!(out.reports.is_empty());
 
         fs::write(&file, "a\nb\n").unwrap();
         let mut out = CollectorOutput::default();
-        restarted
-            .collect(&mut ctx(dir.path(), &h, &mut state, &mut log), &mut out)
-            .unwrap();
+        restarted.collect(&mut ctx(dir.path(), &h, &mut state, &mut log), &mut out).unwrap();
         assert_eq!(out.reports.len(), 1);
         assert_eq!(raw_text(&out.reports[0]), "a\nb\n");
     }
@@ -438,18 +367,13 @@ mod tests {
             "path": dir.path().to_str().unwrap(), "delete_file": true, "chunk_size": 2
         }));
         let mut out = CollectorOutput::default();
-        bot.collect(&mut ctx(dir.path(), &h, &mut state, &mut log), &mut out)
-            .unwrap();
+        bot.collect(&mut ctx(dir.path(), &h, &mut state, &mut log), &mut out).unwrap();
         let texts: Vec<_> = out.reports.iter().map(raw_text).collect();
         assert_eq!(texts, vec!["h\n1\n", "h\n2\n"]);
         assert!(file.exists(), "not deleted before the commit");
-        bot.committed(&mut ctx(dir.path(), &h, &mut state, &mut log))
-            .unwrap();
+        bot.committed(&mut ctx(dir.path(), &h, &mut state, &mut log)).unwrap();
         assert!(!file.exists());
-        assert!(
-            state.entries.is_empty(),
-            "the record of a deleted file is dropped"
-        );
+        assert!(state.entries.is_empty(), "the record of a deleted file is dropped");
     }
 
     #[test]
@@ -461,20 +385,14 @@ mod tests {
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
         let params = serde_json::json!({"path": dir.path().to_str().unwrap(), "delete_file": true});
         let mut out = CollectorOutput::default();
-        bot(params.clone())
-            .collect(&mut ctx(dir.path(), &h, &mut state, &mut log), &mut out)
-            .unwrap();
+        bot(params.clone()).collect(&mut ctx(dir.path(), &h, &mut state, &mut log), &mut out).unwrap();
         assert_eq!(out.reports.len(), 1);
         // Crash: committed() never ran. The restarted bot finds the record.
         let mut restarted = bot(params);
         let mut out = CollectorOutput::default();
-        restarted
-            .collect(&mut ctx(dir.path(), &h, &mut state, &mut log), &mut out)
-            .unwrap();
+        restarted.collect(&mut ctx(dir.path(), &h, &mut state, &mut log), &mut out).unwrap();
         assert!(out.reports.is_empty());
-        restarted
-            .committed(&mut ctx(dir.path(), &h, &mut state, &mut log))
-            .unwrap();
+        restarted.committed(&mut ctx(dir.path(), &h, &mut state, &mut log)).unwrap();
         assert!(!file.exists());
     }
 }

@@ -37,16 +37,13 @@ impl KeyList {
 /// An integer given as a number or a numeric string (`"86400"`), as IntelMQ configs do.
 fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     match Value::deserialize(d)? {
-        Value::Number(n) => n
-            .as_u64()
-            .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a non-negative integer"))),
-        Value::String(s) => s
-            .trim()
-            .parse()
-            .map_err(|_| serde::de::Error::custom(format!("`{s}` is not a non-negative integer"))),
-        other => Err(serde::de::Error::custom(format!(
-            "{other} is not a non-negative integer"
-        ))),
+        Value::Number(n) => {
+            n.as_u64().ok_or_else(|| serde::de::Error::custom(format!("{n} is not a non-negative integer")))
+        }
+        Value::String(s) => {
+            s.trim().parse().map_err(|_| serde::de::Error::custom(format!("`{s}` is not a non-negative integer")))
+        }
+        other => Err(serde::de::Error::custom(format!("{other} is not a non-negative integer"))),
     }
 }
 
@@ -108,46 +105,24 @@ impl BuildBot for DeduplicatorExpertBot {
             "blacklist" => FilterType::Blacklist,
             "whitelist" => FilterType::Whitelist,
             other => {
-                return Err(ParamError::new(
-                    "filter_type",
-                    format!("`{other}` is neither `blacklist` nor `whitelist`"),
-                ))
+                return Err(ParamError::new("filter_type", format!("`{other}` is neither `blacklist` nor `whitelist`")))
             }
         };
         let defaults = DeduplicatorExpertParams::default();
         let ignored: Vec<&str> = [
-            (
-                "redis_cache_host",
-                params.redis_cache_host != defaults.redis_cache_host,
-            ),
-            (
-                "redis_cache_port",
-                params.redis_cache_port != defaults.redis_cache_port,
-            ),
-            (
-                "redis_cache_db",
-                params.redis_cache_db != defaults.redis_cache_db,
-            ),
-            (
-                "redis_cache_password",
-                params.redis_cache_password.is_some(),
-            ),
+            ("redis_cache_host", params.redis_cache_host != defaults.redis_cache_host),
+            ("redis_cache_port", params.redis_cache_port != defaults.redis_cache_port),
+            ("redis_cache_db", params.redis_cache_db != defaults.redis_cache_db),
+            ("redis_cache_password", params.redis_cache_password.is_some()),
         ]
         .into_iter()
         .filter_map(|(key, set)| set.then_some(key))
         .collect();
         let pending_warning = (!ignored.is_empty()).then(|| {
-            format!(
-                "Parameters {} are ignored: the deduplicator cache lives in the node's store.",
-                ignored.join(", ")
-            )
+            format!("Parameters {} are ignored: the deduplicator cache lives in the node's store.", ignored.join(", "))
         });
         Ok(DeduplicatorExpertBot {
-            filter_keys: params
-                .filter_keys
-                .as_ref()
-                .map(KeyList::keys)
-                .unwrap_or_default(),
+            filter_keys: params.filter_keys.as_ref().map(KeyList::keys).unwrap_or_default(),
             filter_type,
             bypass: params.bypass,
             ttl: (params.redis_cache_ttl > 0).then(|| Duration::from_secs(params.redis_cache_ttl)),
@@ -157,12 +132,7 @@ impl BuildBot for DeduplicatorExpertBot {
 }
 
 impl ExpertBot for DeduplicatorExpertBot {
-    fn process(
-        &mut self,
-        event: Message,
-        ctx: &mut Context<'_>,
-        out: &mut Outbox,
-    ) -> Result<(), BotError> {
+    fn process(&mut self, event: Message, ctx: &mut Context<'_>, out: &mut Outbox) -> Result<(), BotError> {
         if let Some(warning) = self.pending_warning.take() {
             ctx.log.log(Level::Warning, &warning);
         }
@@ -226,13 +196,7 @@ mod tests {
         msg: Message,
     ) -> usize {
         let root = std::path::Path::new("/");
-        let mut ctx = Context {
-            bot_id: "deduplicator-expert",
-            harmonization: h,
-            root,
-            state,
-            log,
-        };
+        let mut ctx = Context { bot_id: "deduplicator-expert", harmonization: h, root, state, log };
         let mut out = Outbox::default();
         bot.process(msg, &mut ctx, &mut out).unwrap();
         out.sent.len()
@@ -241,27 +205,14 @@ mod tests {
     #[test]
     fn second_equal_event_is_dropped_and_hash_stored_with_the_ttl() {
         let h = harmonization();
-        let mut bot =
-            build(json!({"filter_keys": "raw ,time.observation ", "redis_cache_ttl": "3600"}));
+        let mut bot = build(json!({"filter_keys": "raw ,time.observation ", "redis_cache_ttl": "3600"}));
         let (mut state, mut log) = (TtlState::default(), MemoryLog::default());
-        let first = event(
-            &h,
-            json!({"source.ip": "192.0.2.1", "time.observation": "2015-01-01T13:37:00+00:00"}),
-        );
-        let second = event(
-            &h,
-            json!({"source.ip": "192.0.2.1", "time.observation": "2016-01-01T13:37:00+00:00"}),
-        );
+        let first = event(&h, json!({"source.ip": "192.0.2.1", "time.observation": "2015-01-01T13:37:00+00:00"}));
+        let second = event(&h, json!({"source.ip": "192.0.2.1", "time.observation": "2016-01-01T13:37:00+00:00"}));
         assert_eq!(run(&mut bot, &h, &mut state, &mut log, first.clone()), 1);
         assert_eq!(run(&mut bot, &h, &mut state, &mut log, second), 0);
-        let hash = first.hash(
-            &["raw".to_string(), "time.observation".to_string()].into(),
-            FilterType::Blacklist,
-        );
-        assert_eq!(
-            state.ttls,
-            vec![(hash.into_bytes(), Some(Duration::from_secs(3600)))]
-        );
+        let hash = first.hash(&["raw".to_string(), "time.observation".to_string()].into(), FilterType::Blacklist);
+        assert_eq!(state.ttls, vec![(hash.into_bytes(), Some(Duration::from_secs(3600)))]);
     }
 
     #[test]
@@ -269,14 +220,8 @@ mod tests {
         let h = harmonization();
         let mut bot = build(json!({"filter_keys": ["source.ip"], "filter_type": "whitelist"}));
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
-        let a = event(
-            &h,
-            json!({"source.ip": "127.0.0.8", "destination.ip": "127.0.0.7"}),
-        );
-        let b = event(
-            &h,
-            json!({"source.ip": "127.0.0.8", "destination.ip": "127.0.0.9"}),
-        );
+        let a = event(&h, json!({"source.ip": "127.0.0.8", "destination.ip": "127.0.0.7"}));
+        let b = event(&h, json!({"source.ip": "127.0.0.8", "destination.ip": "127.0.0.9"}));
         let c = event(&h, json!({"source.ip": "127.0.0.9"}));
         assert_eq!(run(&mut bot, &h, &mut state, &mut log, a), 1);
         assert_eq!(run(&mut bot, &h, &mut state, &mut log, b), 0);
@@ -299,13 +244,7 @@ mod tests {
         let h = harmonization();
         let mut bot = build(json!({"redis_cache_ttl": 0}));
         let (mut state, mut log) = (TtlState::default(), MemoryLog::default());
-        run(
-            &mut bot,
-            &h,
-            &mut state,
-            &mut log,
-            event(&h, json!({"source.ip": "192.0.2.1"})),
-        );
+        run(&mut bot, &h, &mut state, &mut log, event(&h, json!({"source.ip": "192.0.2.1"})));
         assert_eq!(state.ttls.len(), 1);
         assert_eq!(state.ttls[0].1, None);
     }
@@ -315,37 +254,16 @@ mod tests {
         let h = harmonization();
         let mut bot = build(json!({"redis_cache_db": 4, "redis_cache_host": "10.0.0.1"}));
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
-        run(
-            &mut bot,
-            &h,
-            &mut state,
-            &mut log,
-            event(&h, json!({"source.ip": "192.0.2.1"})),
-        );
-        run(
-            &mut bot,
-            &h,
-            &mut state,
-            &mut log,
-            event(&h, json!({"source.ip": "192.0.2.2"})),
-        );
-        let warnings: Vec<_> = log
-            .lines
-            .iter()
-            .filter(|(l, _)| *l == Level::Warning)
-            .collect();
+        run(&mut bot, &h, &mut state, &mut log, event(&h, json!({"source.ip": "192.0.2.1"})));
+        run(&mut bot, &h, &mut state, &mut log, event(&h, json!({"source.ip": "192.0.2.2"})));
+        let warnings: Vec<_> = log.lines.iter().filter(|(l, _)| *l == Level::Warning).collect();
         assert_eq!(warnings.len(), 1);
-        assert!(
-            warnings[0].1.contains("redis_cache_host, redis_cache_db"),
-            "{}",
-            warnings[0].1
-        );
+        assert!(warnings[0].1.contains("redis_cache_host, redis_cache_db"), "{}", warnings[0].1);
     }
 
     #[test]
     fn unknown_filter_type_is_refused() {
-        let params: DeduplicatorExpertParams =
-            serde_json::from_value(json!({"filter_type": "graylist"})).unwrap();
+        let params: DeduplicatorExpertParams = serde_json::from_value(json!({"filter_type": "graylist"})).unwrap();
         let err = DeduplicatorExpertBot::build(params).err().unwrap();
         assert_eq!(err.key, "filter_type");
     }

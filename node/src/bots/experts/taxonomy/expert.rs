@@ -27,12 +27,7 @@ impl BuildBot for TaxonomyExpertBot {
 }
 
 impl ExpertBot for TaxonomyExpertBot {
-    fn process(
-        &mut self,
-        mut event: Message,
-        _ctx: &mut Context<'_>,
-        out: &mut Outbox,
-    ) -> Result<(), BotError> {
+    fn process(&mut self, mut event: Message, _ctx: &mut Context<'_>, out: &mut Outbox) -> Result<(), BotError> {
         if !event.contains("classification.taxonomy") {
             let taxonomy = match event.get_str("classification.type") {
                 Some(kind) => taxonomy_of(kind).unwrap_or("other"),
@@ -61,17 +56,9 @@ mod tests {
         let h = harmonization();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
         let root = std::path::Path::new("/");
-        let mut ctx = Context {
-            bot_id: "taxonomy-expert",
-            harmonization: &h,
-            root,
-            state: &mut state,
-            log: &mut log,
-        };
+        let mut ctx = Context { bot_id: "taxonomy-expert", harmonization: &h, root, state: &mut state, log: &mut log };
         let mut out = Outbox::default();
-        TaxonomyExpertBot
-            .process(event(&h, fields), &mut ctx, &mut out)
-            .unwrap();
+        TaxonomyExpertBot.process(event(&h, fields), &mut ctx, &mut out).unwrap();
         assert_eq!(out.sent.len(), 1);
         let (path, msg) = out.sent.pop().unwrap();
         assert_eq!(path, "_default");
@@ -83,24 +70,14 @@ mod tests {
         let msg = process(json!({"classification.type": "phishing"}));
         assert_eq!(msg.get_str("classification.taxonomy"), Some("fraud"));
         let msg = process(json!({"classification.type": "unauthorised-information-modification"}));
-        assert_eq!(
-            msg.get_str("classification.taxonomy"),
-            Some("information-content-security")
-        );
+        assert_eq!(msg.get_str("classification.taxonomy"), Some("information-content-security"));
     }
 
     #[test]
     fn missing_classification_becomes_other_and_undetermined_in_that_order() {
         let msg = process(json!({"time.observation": "2015-01-01T00:00:00+00:00"}));
         let keys: Vec<_> = msg.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(
-            keys,
-            vec![
-                "time.observation",
-                "classification.taxonomy",
-                "classification.type"
-            ]
-        );
+        assert_eq!(keys, vec!["time.observation", "classification.taxonomy", "classification.type"]);
         assert_eq!(msg.get_str("classification.taxonomy"), Some("other"));
         assert_eq!(msg.get_str("classification.type"), Some("undetermined"));
     }
@@ -109,9 +86,7 @@ mod tests {
     fn taxonomy_without_type_gets_undetermined_and_both_set_stay() {
         let msg = process(json!({"classification.taxonomy": "vulnerable"}));
         assert_eq!(msg.get_str("classification.type"), Some("undetermined"));
-        let msg = process(
-            json!({"classification.taxonomy": "vulnerable", "classification.type": "phishing"}),
-        );
+        let msg = process(json!({"classification.taxonomy": "vulnerable", "classification.type": "phishing"}));
         assert_eq!(msg.get_str("classification.taxonomy"), Some("vulnerable"));
         assert_eq!(msg.get_str("classification.type"), Some("phishing"));
     }

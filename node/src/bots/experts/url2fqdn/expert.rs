@@ -29,27 +29,20 @@ impl BuildBot for Url2fqdnExpertBot {
     type Params = Url2fqdnExpertParams;
 
     fn build(params: Url2fqdnExpertParams) -> Result<Self, ParamError> {
-        Ok(Url2fqdnExpertBot {
-            overwrite: params.overwrite,
-        })
+        Ok(Url2fqdnExpertBot { overwrite: params.overwrite })
     }
 }
 
 /// Python's `urlsplit(url).hostname`: `None` when the URL has no netloc or an empty host.
 pub fn url_hostname(url: &str) -> Option<String> {
     // urlsplit removes tabs and newlines anywhere and leading C0 controls and spaces.
-    let url: String = url
-        .chars()
-        .filter(|c| !matches!(c, '\t' | '\r' | '\n'))
-        .collect();
+    let url: String = url.chars().filter(|c| !matches!(c, '\t' | '\r' | '\n')).collect();
     let url = url.trim_start_matches(|c: char| c <= ' ');
     let rest = match url.find(':') {
         Some(i)
             if i > 0
                 && url.as_bytes()[0].is_ascii_alphabetic()
-                && url[..i]
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')) =>
+                && url[..i].bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')) =>
         {
             &url[i + 1..]
         }
@@ -73,23 +66,10 @@ pub fn url_hostname(url: &str) -> Option<String> {
 }
 
 impl ExpertBot for Url2fqdnExpertBot {
-    fn process(
-        &mut self,
-        mut event: Message,
-        _ctx: &mut Context<'_>,
-        out: &mut Outbox,
-    ) -> Result<(), BotError> {
-        let opts = AddOptions {
-            sanitize: true,
-            overwrite: Some(self.overwrite),
-            raise_failure: false,
-        };
+    fn process(&mut self, mut event: Message, _ctx: &mut Context<'_>, out: &mut Outbox) -> Result<(), BotError> {
+        let opts = AddOptions { sanitize: true, overwrite: Some(self.overwrite), raise_failure: false };
         for dir in ["source", "destination"] {
-            let (key_url, key_fqdn, key_ip) = (
-                format!("{dir}.url"),
-                format!("{dir}.fqdn"),
-                format!("{dir}.ip"),
-            );
+            let (key_url, key_fqdn, key_ip) = (format!("{dir}.url"), format!("{dir}.fqdn"), format!("{dir}.ip"));
             let Some(url) = event.get_str(&key_url) else {
                 continue;
             };
@@ -121,13 +101,7 @@ mod tests {
         let h = harmonization();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
         let root = std::path::Path::new("/");
-        let mut ctx = Context {
-            bot_id: "url2fqdn-expert",
-            harmonization: &h,
-            root,
-            state: &mut state,
-            log: &mut log,
-        };
+        let mut ctx = Context { bot_id: "url2fqdn-expert", harmonization: &h, root, state: &mut state, log: &mut log };
         let mut bot = Url2fqdnExpertBot::build(serde_json::from_value(params).unwrap()).unwrap();
         let mut out = Outbox::default();
         bot.process(event(&h, fields), &mut ctx, &mut out).unwrap();
@@ -136,14 +110,8 @@ mod tests {
 
     #[test]
     fn hostname_is_pythons() {
-        assert_eq!(
-            url_hostname("http://user:pw@Example.COM:8080/x?y#z").as_deref(),
-            Some("example.com")
-        );
-        assert_eq!(
-            url_hostname("http://[2001:DB8::123]:80/x").as_deref(),
-            Some("2001:db8::123")
-        );
+        assert_eq!(url_hostname("http://user:pw@Example.COM:8080/x?y#z").as_deref(), Some("example.com"));
+        assert_eq!(url_hostname("http://[2001:DB8::123]:80/x").as_deref(), Some("2001:db8::123"));
         assert_eq!(url_hostname("example.com/path"), None);
         assert_eq!(url_hostname("http:///path"), None);
     }

@@ -7,8 +7,10 @@
 //! longer (lines written before a crash that never committed; they are written again now), appends
 //! the batch in one `write_all`, flushes, and stores the new length, which the runtime commits with
 //! the acknowledgement. A file shorter than recorded (rotated or truncated by someone else) is
-//! taken as it is. The first write to a file without a record cannot tell earlier uncommitted lines
-//! from the file's previous content and keeps them. No fsync: after a power loss the file may lose
+//! taken as it is. At start the bot records the length its file starts with (committed before the
+//! first step), so even a first write is protected. With `format_filename`, a file first seen
+//! in a step has no record yet: its uncommitted lines cannot be told from earlier content and are
+//! kept after a crash (at-least-once for that first write only). No fsync: after a power loss the file may lose
 //! its last committed lines.
 //!
 //! `encoding_errors_mode` is accepted for compatibility; Rust strings are always valid UTF-8, so
@@ -33,9 +35,7 @@ fn de_single_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::E
         Value::Null | Value::Bool(false) => Ok(None),
         Value::String(s) if s.is_empty() => Ok(None),
         Value::String(s) => Ok(Some(s)),
-        other => Err(serde::de::Error::custom(format!(
-            "{other} is neither false nor a field name"
-        ))),
+        other => Err(serde::de::Error::custom(format!("{other} is neither false nor a field name"))),
     }
 }
 
@@ -129,16 +129,11 @@ fn parse_template(template: &str) -> Result<Vec<Segment>, String> {
                     .strip_prefix("event[")
                     .and_then(|k| k.strip_suffix(']'))
                     .filter(|k| !k.is_empty() && !k.contains(['[', ']']))
-                    .ok_or_else(|| {
-                        format!("field `{{{field}}}` is not of the form `{{event[<key>]}}`")
-                    })?;
+                    .ok_or_else(|| format!("field `{{{field}}}` is not of the form `{{event[<key>]}}`"))?;
                 if !text.is_empty() {
                     segments.push(Segment::Text(std::mem::take(&mut text)));
                 }
-                segments.push(Segment::Field {
-                    key: key.to_string(),
-                    spec: spec.to_string(),
-                });
+                segments.push(Segment::Field { key: key.to_string(), spec: spec.to_string() });
             }
             c => text.push(c),
         }
@@ -152,48 +147,25 @@ fn parse_template(template: &str) -> Result<Vec<Segment>, String> {
 /// A field value as Python's `format(value, spec)` renders it in IntelMQ's file output, where
 /// `time.observation` and `time.source` are naive datetimes.
 fn render_field(event: &Message, key: &str, spec: &str) -> Result<String, BotError> {
-    let value = event.get(key).ok_or_else(|| {
-        BotError::Invalid(format!(
-            "field `{key}` of the file name template is missing"
-        ))
-    })?;
+    let value = event
+        .get(key)
+        .ok_or_else(|| BotError::Invalid(format!("field `{key}` of the file name template is missing")))?;
     if key == "time.observation" || key == "time.source" {
         let text = value.as_str().unwrap_or_default();
         let dt = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f+00:00")
-            .map_err(|e| {
-                BotError::Invalid(format!(
-                    "field `{key}` value `{text}` is not a UTC time: {e}"
-                ))
-            })?;
+            .map_err(|e| BotError::Invalid(format!("field `{key}` value `{text}` is not a UTC time: {e}")))?;
         if spec.is_empty() {
             let micros = dt.and_utc().timestamp_subsec_micros();
             let base = dt.format("%Y-%m-%d %H:%M:%S").to_string();
-            return Ok(if micros == 0 {
-                base
-            } else {
-                format!("{base}.{micros:06}")
-            });
+            return Ok(if micros == 0 { base } else { format!("{base}.{micros:06}") });
         }
-        let items: Vec<chrono::format::Item<'_>> =
-            chrono::format::StrftimeItems::new(spec).collect();
-        if items
-            .iter()
-            .any(|i| matches!(i, chrono::format::Item::Error))
-        {
-            return Err(BotError::Fatal(format!(
-                "invalid time format `{spec}` in the file name template"
-            )));
+        let items: Vec<chrono::format::Item<'_>> = chrono::format::StrftimeItems::new(spec).collect();
+        if items.iter().any(|i| matches!(i, chrono::format::Item::Error)) {
+            return Err(BotError::Fatal(format!("invalid time format `{spec}` in the file name template")));
         }
         let mut out = String::new();
-        std::fmt::Write::write_fmt(
-            &mut out,
-            format_args!("{}", dt.format_with_items(items.into_iter())),
-        )
-        .map_err(|_| {
-            BotError::Fatal(format!(
-                "invalid time format `{spec}` in the file name template"
-            ))
-        })?;
+        std::fmt::Write::write_fmt(&mut out, format_args!("{}", dt.format_with_items(items.into_iter())))
+            .map_err(|_| BotError::Fatal(format!("invalid time format `{spec}` in the file name template")))?;
         return Ok(out);
     }
     if !spec.is_empty() {
@@ -256,27 +228,21 @@ impl FileOutputBot {
     fn export(&self, event: &Message) -> Result<String, BotError> {
         if let Some(key) = &self.params.single_key {
             return match key.as_str() {
-                "raw" => Ok(decode_ignoring_errors(
-                    &event.raw_bytes().unwrap_or_default(),
-                )),
+                "raw" => Ok(decode_ignoring_errors(&event.raw_bytes().unwrap_or_default())),
                 "output" => {
-                    let data = event.get_str("output").ok_or_else(|| {
-                        BotError::Invalid("field `output` (single_key) is missing".to_string())
-                    })?;
+                    let data = event
+                        .get_str("output")
+                        .ok_or_else(|| BotError::Invalid("field `output` (single_key) is missing".to_string()))?;
                     match serde_json::from_str::<Value>(data) {
                         Ok(Value::String(text)) => Ok(text),
                         Ok(_) => Ok(data.to_string()),
-                        Err(e) => Err(BotError::Invalid(format!(
-                            "field `output` is not JSON: {e}"
-                        ))),
+                        Err(e) => Err(BotError::Invalid(format!("field `output` is not JSON: {e}"))),
                     }
                 }
                 other => match event.get(other) {
                     Some(Value::String(text)) => Ok(text.clone()),
                     Some(value) => Ok(value.to_string()),
-                    None => Err(BotError::Invalid(format!(
-                        "field `{other}` (single_key) is missing"
-                    ))),
+                    None => Err(BotError::Invalid(format!("field `{other}` (single_key) is missing"))),
                 },
             };
         }
@@ -296,32 +262,16 @@ impl FileOutputBot {
 
 /// Appends `data` to `path` after cutting off bytes past the committed length; returns the new
 /// length.
-fn append(
-    path: &Path,
-    data: &[u8],
-    committed: Option<u64>,
-    ctx: &mut Context<'_>,
-) -> Result<u64, BotError> {
-    if let Some(dir) = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
-    {
+fn append(path: &Path, data: &[u8], committed: Option<u64>, ctx: &mut Context<'_>) -> Result<u64, BotError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
         DirBuilder::new()
             .recursive(true)
             .mode(0o755)
             .create(dir)
-            .map_err(|e| {
-                BotError::Fatal(format!("cannot create directory {}: {e}", dir.display()))
-            })?;
+            .map_err(|e| BotError::Fatal(format!("cannot create directory {}: {e}", dir.display())))?;
     }
-    let io_err = |e: std::io::Error| {
-        BotError::Transient(format!("cannot write file {}: {e}", path.display()))
-    };
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(io_err)?;
+    let io_err = |e: std::io::Error| BotError::Transient(format!("cannot write file {}: {e}", path.display()));
+    let mut file = OpenOptions::new().create(true).append(true).open(path).map_err(io_err)?;
     let len = file.metadata().map_err(io_err)?.len();
     let base = match committed {
         Some(committed) if len > committed => {
@@ -344,6 +294,21 @@ fn append(
 }
 
 impl OutputBot for FileOutputBot {
+    /// Records the length the file starts with, so that lines of a first write that never
+    /// committed are cut off after a crash like any later ones.
+    fn start(&mut self, ctx: &mut Context<'_>) -> Result<(), BotError> {
+        if self.params.format_filename {
+            return Ok(());
+        }
+        let path = ctx.resolve(&self.params.file);
+        let key = path.to_string_lossy().into_owned();
+        if ctx.state.get(key.as_bytes()).is_none() {
+            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            ctx.state.put(key.as_bytes(), len.to_string().as_bytes(), None);
+        }
+        Ok(())
+    }
+
     fn write(&mut self, events: &[Message], ctx: &mut Context<'_>) -> Result<(), BotError> {
         // The lines of each file, files in the order they first appear.
         let mut files: Vec<(PathBuf, String)> = Vec::new();
@@ -370,8 +335,7 @@ impl OutputBot for FileOutputBot {
             lengths.push((key, new_len));
         }
         for (key, len) in lengths {
-            ctx.state
-                .put(key.as_bytes(), len.to_string().as_bytes(), None);
+            ctx.state.put(key.as_bytes(), len.to_string().as_bytes(), None);
         }
         Ok(())
     }
@@ -402,13 +366,7 @@ mod tests {
         events: &[Message],
     ) -> MemoryLog {
         let mut log = MemoryLog::default();
-        let mut ctx = Context {
-            bot_id: "file-output",
-            harmonization: h,
-            root,
-            state,
-            log: &mut log,
-        };
+        let mut ctx = Context { bot_id: "file-output", harmonization: h, root, state, log: &mut log };
         bot.write(events, &mut ctx).unwrap();
         log
     }
@@ -419,22 +377,14 @@ mod tests {
         let h = harmonization();
         let mut state = MemoryState::default();
         let mut bot = build(json!({"file": "var/lib/bots/file-output/events.txt"}));
-        let events = [
-            event(&h, json!({"source.ip": "192.0.2.1", "raw": "YQ=="})),
-            event(&h, json!({"source.ip": "192.0.2.2"})),
-        ];
+        let events =
+            [event(&h, json!({"source.ip": "192.0.2.1", "raw": "YQ=="})), event(&h, json!({"source.ip": "192.0.2.2"}))];
         write(&mut bot, dir.path(), &h, &mut state, &events);
         let path = dir.path().join("var/lib/bots/file-output/events.txt");
         let content = fs::read_to_string(&path).unwrap();
-        assert_eq!(
-            content,
-            "{\"source.ip\": \"192.0.2.1\"}\n{\"source.ip\": \"192.0.2.2\"}\n"
-        );
+        assert_eq!(content, "{\"source.ip\": \"192.0.2.1\"}\n{\"source.ip\": \"192.0.2.2\"}\n");
         let key = path.to_string_lossy().into_owned();
-        assert_eq!(
-            state.entries[key.as_bytes()],
-            content.len().to_string().into_bytes()
-        );
+        assert_eq!(state.entries[key.as_bytes()], content.len().to_string().into_bytes());
     }
 
     #[test]
@@ -448,9 +398,7 @@ mod tests {
 
         // A write whose state never commits (the node crashed before the ack).
         let second = [event(&h, json!({"source.ip": "192.0.2.2"}))];
-        let mut lost = MemoryState {
-            entries: committed.entries.clone(),
-        };
+        let mut lost = MemoryState { entries: committed.entries.clone() };
         write(&mut bot, dir.path(), &h, &mut lost, &second);
         let path = dir.path().join("out.txt");
         assert_eq!(fs::read_to_string(&path).unwrap().lines().count(), 2);
@@ -462,12 +410,7 @@ mod tests {
             fs::read_to_string(&path).unwrap(),
             "{\"source.ip\": \"192.0.2.1\"}\n{\"source.ip\": \"192.0.2.2\"}\n"
         );
-        assert!(
-            log.lines
-                .iter()
-                .any(|(l, m)| *l == Level::Warning && m.contains("Removed 27 bytes")),
-            "{log:?}"
-        );
+        assert!(log.lines.iter().any(|(l, m)| *l == Level::Warning && m.contains("Removed 27 bytes")), "{log:?}");
     }
 
     #[test]
@@ -478,13 +421,7 @@ mod tests {
         let h = harmonization();
         let mut state = MemoryState::default();
         let mut bot = build(json!({"file": path.to_str().unwrap(), "hierarchical_output": true}));
-        write(
-            &mut bot,
-            dir.path(),
-            &h,
-            &mut state,
-            &[event(&h, json!({}))],
-        );
+        write(&mut bot, dir.path(), &h, &mut state, &[event(&h, json!({}))]);
         assert_eq!(fs::read_to_string(&path).unwrap(), "old\n{}\n");
     }
 
@@ -494,17 +431,8 @@ mod tests {
         let h = harmonization();
         let mut state = MemoryState::default();
         let mut bot = build(json!({"file": "out.txt", "single_key": "raw"}));
-        write(
-            &mut bot,
-            dir.path(),
-            &h,
-            &mut state,
-            &[event(&h, json!({"raw": "aGVsbG8gd29ybGQ="}))],
-        );
-        assert_eq!(
-            fs::read_to_string(dir.path().join("out.txt")).unwrap(),
-            "hello world\n"
-        );
+        write(&mut bot, dir.path(), &h, &mut state, &[event(&h, json!({"raw": "aGVsbG8gd29ybGQ="}))]);
+        assert_eq!(fs::read_to_string(dir.path().join("out.txt")).unwrap(), "hello world\n");
     }
 
     #[test]
@@ -513,15 +441,9 @@ mod tests {
         let h = harmonization();
         let mut state = MemoryState::default();
         let mut bot = build(json!({"file": "out.txt", "single_key": "output"}));
-        let events = [
-            event(&h, json!({"output": "\"text\""})),
-            event(&h, json!({"output": "{\"a\": 1}"})),
-        ];
+        let events = [event(&h, json!({"output": "\"text\""})), event(&h, json!({"output": "{\"a\": 1}"}))];
         write(&mut bot, dir.path(), &h, &mut state, &events);
-        assert_eq!(
-            fs::read_to_string(dir.path().join("out.txt")).unwrap(),
-            "text\n{\"a\": 1}\n"
-        );
+        assert_eq!(fs::read_to_string(dir.path().join("out.txt")).unwrap(), "text\n{\"a\": 1}\n");
     }
 
     #[test]
@@ -533,63 +455,29 @@ mod tests {
             "file": "out/{event[feed.name]}-{event[time.source]:%Y-%m-%d}.txt", "format_filename": true
         }));
         let events = [
-            event(
-                &h,
-                json!({"feed.name": "a", "time.source": "2020-01-02T03:04:05+00:00"}),
-            ),
-            event(
-                &h,
-                json!({"feed.name": "b", "time.source": "2020-01-03T03:04:05+00:00"}),
-            ),
-            event(
-                &h,
-                json!({"feed.name": "a", "time.source": "2020-01-02T23:04:05+00:00"}),
-            ),
+            event(&h, json!({"feed.name": "a", "time.source": "2020-01-02T03:04:05+00:00"})),
+            event(&h, json!({"feed.name": "b", "time.source": "2020-01-03T03:04:05+00:00"})),
+            event(&h, json!({"feed.name": "a", "time.source": "2020-01-02T23:04:05+00:00"})),
         ];
         write(&mut bot, dir.path(), &h, &mut state, &events);
-        assert_eq!(
-            fs::read_to_string(dir.path().join("out/a-2020-01-02.txt"))
-                .unwrap()
-                .lines()
-                .count(),
-            2
-        );
-        assert_eq!(
-            fs::read_to_string(dir.path().join("out/b-2020-01-03.txt"))
-                .unwrap()
-                .lines()
-                .count(),
-            1
-        );
+        assert_eq!(fs::read_to_string(dir.path().join("out/a-2020-01-02.txt")).unwrap().lines().count(), 2);
+        assert_eq!(fs::read_to_string(dir.path().join("out/b-2020-01-03.txt")).unwrap().lines().count(), 1);
     }
 
     #[test]
     fn template_errors_are_parameter_errors() {
-        let params = FileOutputParams {
-            file: "{source.ip}".into(),
-            format_filename: true,
-            ..Default::default()
-        };
+        let params = FileOutputParams { file: "{source.ip}".into(), format_filename: true, ..Default::default() };
         assert_eq!(FileOutputBot::build(params).err().unwrap().key, "file");
         assert_eq!(
             parse_template("a{{b}}{event[x]}").unwrap(),
-            vec![
-                Segment::Text("a{b}".into()),
-                Segment::Field {
-                    key: "x".into(),
-                    spec: String::new()
-                }
-            ]
+            vec![Segment::Text("a{b}".into()), Segment::Field { key: "x".into(), spec: String::new() }]
         );
     }
 
     #[test]
     fn defaults_are_intelmqs() {
         let defaults = serde_json::to_value(FileOutputParams::default()).unwrap();
-        assert_eq!(
-            defaults["file"],
-            json!("/opt/intelmq/var/lib/bots/file-output/events.txt")
-        );
+        assert_eq!(defaults["file"], json!("/opt/intelmq/var/lib/bots/file-output/events.txt"));
         assert_eq!(defaults["single_key"], json!(false));
         assert_eq!(defaults["encoding_errors_mode"], json!("strict"));
     }

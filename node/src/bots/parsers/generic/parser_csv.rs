@@ -8,9 +8,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::bots::parsers::{
-    detect_line_ending, recover_line_csv, report_text, CsvDialect, CsvRecords,
-};
+use crate::bots::parsers::{detect_line_ending, recover_line_csv, report_text, CsvDialect, CsvRecords};
 use crate::bots::registry::BuildBot;
 use crate::bots::{BotError, Context, ParamError, ParserBot, ParserOutput};
 use crate::message::datetime::TimeFormat;
@@ -181,34 +179,21 @@ fn string_map(key: &str, value: Option<MapOrJson>) -> Result<Vec<(String, String
         Some(MapOrJson::Json(text)) => match serde_json::from_str::<Value>(&text) {
             Ok(Value::Object(map)) => map,
             Ok(Value::Null) => return Ok(Vec::new()),
-            Ok(_) => {
-                return Err(ParamError::new(
-                    key,
-                    format!("expected a JSON object, got `{text}`"),
-                ))
-            }
+            Ok(_) => return Err(ParamError::new(key, format!("expected a JSON object, got `{text}`"))),
             Err(e) => return Err(ParamError::new(key, format!("invalid JSON `{text}`: {e}"))),
         },
     };
     map.into_iter()
         .map(|(k, v)| match v {
             Value::String(s) => Ok((k, s)),
-            other => Err(ParamError::new(
-                key,
-                format!("value of `{k}` must be a string, got {other}"),
-            )),
+            other => Err(ParamError::new(key, format!("value of `{k}` must be a string, got {other}"))),
         })
         .collect()
 }
 
 /// Parses a Python `str.format` template that refers to row columns by position.
 fn parse_template(key: &str, field: &str, template: &str) -> Result<Vec<Piece>, ParamError> {
-    let bad = |reason: &str| {
-        ParamError::new(
-            key,
-            format!("field `{field}`: template `{template}` {reason}"),
-        )
-    };
+    let bad = |reason: &str| ParamError::new(key, format!("field `{field}`: template `{template}` {reason}"));
     let mut pieces = Vec::new();
     let mut text = String::new();
     let mut auto = 0usize;
@@ -241,8 +226,7 @@ fn parse_template(key: &str, field: &str, template: &str) -> Result<Vec<Piece>, 
                     auto - 1
                 } else {
                     used_manual = true;
-                    name.parse::<usize>()
-                        .map_err(|_| bad("may only hold `{}` or `{N}` replacement fields"))?
+                    name.parse::<usize>().map_err(|_| bad("may only hold `{}` or `{N}` replacement fields"))?
                 };
                 if used_auto && used_manual {
                     return Err(bad("mixes automatic and manual field numbering"));
@@ -303,28 +287,18 @@ impl BuildBot for GenericCsvParserBot {
     fn build(params: Self::Params) -> Result<Self, ParamError> {
         let names: Vec<String> = match params.columns {
             None => return Err(ParamError::new("columns", "is required")),
-            Some(ListOrString::List(list)) => {
-                list.into_iter().map(|c| c.trim().to_string()).collect()
-            }
+            Some(ListOrString::List(list)) => list.into_iter().map(|c| c.trim().to_string()).collect(),
             Some(ListOrString::String(s)) => s.split(',').map(|c| c.trim().to_string()).collect(),
         };
         let required: Vec<bool> = match params.columns_required {
             None => vec![true; names.len()],
             Some(ListOrString::List(flags)) => flags
                 .iter()
-                .map(|f| {
-                    f.to_bool().ok_or_else(|| {
-                        ParamError::new("columns_required", format!("not a bool: {f:?}"))
-                    })
-                })
+                .map(|f| f.to_bool().ok_or_else(|| ParamError::new("columns_required", format!("not a bool: {f:?}"))))
                 .collect::<Result<_, _>>()?,
             Some(ListOrString::String(s)) => s
                 .split(',')
-                .map(|f| {
-                    parse_bool(f).ok_or_else(|| {
-                        ParamError::new("columns_required", format!("not a bool: `{f}`"))
-                    })
-                })
+                .map(|f| parse_bool(f).ok_or_else(|| ParamError::new("columns_required", format!("not a bool: `{f}`"))))
                 .collect::<Result<_, _>>()?,
         };
         if names.len() != required.len() {
@@ -340,10 +314,7 @@ impl BuildBot for GenericCsvParserBot {
         let columns = names
             .into_iter()
             .zip(required)
-            .map(|(name, required)| Column {
-                keys: name.split('|').map(str::to_string).collect(),
-                required,
-            })
+            .map(|(name, required)| Column { keys: name.split('|').map(str::to_string).collect(), required })
             .collect();
 
         let column_regex_search = string_map("column_regex_search", params.column_regex_search)?
@@ -351,9 +322,7 @@ impl BuildBot for GenericCsvParserBot {
             .map(|(field, pattern)| {
                 Regex::new(&pattern)
                     .map(|re| (field.clone(), re))
-                    .map_err(|e| {
-                        ParamError::new("column_regex_search", format!("field `{field}`: {e}"))
-                    })
+                    .map_err(|e| ParamError::new("column_regex_search", format!("field `{field}`: {e}")))
             })
             .collect::<Result<_, _>>()?;
 
@@ -382,10 +351,7 @@ impl BuildBot for GenericCsvParserBot {
             _ => {
                 return Err(ParamError::new(
                     "delimiter",
-                    format!(
-                        "must be a single ASCII character, got `{}`",
-                        params.delimiter
-                    ),
+                    format!("must be a single ASCII character, got `{}`", params.delimiter),
                 ))
             }
         };
@@ -408,28 +374,18 @@ impl BuildBot for GenericCsvParserBot {
 
         let skip_header = match params.skip_header {
             SkipHeader::Bool(b) => usize::from(b),
-            SkipHeader::Lines(n) => {
-                usize::try_from(n).map_err(|_| ParamError::new("skip_header", "too large"))?
-            }
+            SkipHeader::Lines(n) => usize::try_from(n).map_err(|_| ParamError::new("skip_header", "too large"))?,
             SkipHeader::String(s) => match (parse_bool(&s), s.trim().parse::<usize>()) {
                 (_, Ok(n)) => n,
                 (Some(b), _) => usize::from(b),
-                _ => {
-                    return Err(ParamError::new(
-                        "skip_header",
-                        format!("expected a bool or a number, got `{s}`"),
-                    ))
-                }
+                _ => return Err(ParamError::new("skip_header", format!("expected a bool or a number, got `{s}`"))),
             },
         };
 
-        let time_format =
-            TimeFormat::parse(params.time_format.as_deref().filter(|s| !s.is_empty()))
-                .map_err(|e| ParamError::new("time_format", e))?;
+        let time_format = TimeFormat::parse(params.time_format.as_deref().filter(|s| !s.is_empty()))
+            .map_err(|e| ParamError::new("time_format", e))?;
 
-        let type_translation = string_map("type_translation", params.type_translation)?
-            .into_iter()
-            .collect();
+        let type_translation = string_map("type_translation", params.type_translation)?.into_iter().collect();
 
         Ok(GenericCsvParserBot {
             columns,
@@ -463,12 +419,7 @@ impl GenericCsvParserBot {
     }
 
     /// One row to one event (IntelMQ `parse_line`); the error is the reason the line failed.
-    fn parse_row(
-        &self,
-        mut event: Message,
-        row: &[String],
-        raw: String,
-    ) -> Result<Message, BotError> {
+    fn parse_row(&self, mut event: Message, row: &[String], raw: String) -> Result<Message, BotError> {
         for (column, cell) in self.columns.iter().zip(row) {
             let mut value = Value::String(cell.clone());
             let mut done = false;
@@ -482,13 +433,9 @@ impl GenericCsvParserBot {
                 }
                 if let Some(re) = self.column_regex_search.get(key) {
                     let text = value.as_str().ok_or_else(|| {
-                        BotError::Invalid(format!(
-                            "column_regex_search for `{key}`: value {value} is not a string"
-                        ))
+                        BotError::Invalid(format!("column_regex_search for `{key}`: value {value} is not a string"))
                     })?;
-                    value = re
-                        .find(text)
-                        .map_or(Value::Null, |m| Value::String(m.as_str().to_string()));
+                    value = re.find(text).map_or(Value::Null, |m| Value::String(m.as_str().to_string()));
                 }
                 if key == "__IGNORE__" || key.is_empty() {
                     done = true;
@@ -496,20 +443,16 @@ impl GenericCsvParserBot {
                 }
                 if self.json_fields.iter().any(|f| f == key) {
                     let text = value.as_str().ok_or_else(|| {
-                        BotError::Invalid(format!(
-                            "data_type json for `{key}`: value {value} is not a string"
-                        ))
+                        BotError::Invalid(format!("data_type json for `{key}`: value {value} is not a string"))
                     })?;
                     value = serde_json::from_str(text).map_err(|e| {
-                        BotError::Invalid(format!(
-                            "data_type json for `{key}`: invalid JSON `{text}`: {e}"
-                        ))
+                        BotError::Invalid(format!("data_type json for `{key}`: invalid JSON `{text}`: {e}"))
                     })?;
                 }
                 if key == "time.source" || key == "time.destination" {
-                    let text = value.as_str().ok_or_else(|| {
-                        BotError::Invalid(format!("time value {value} for `{key}` is not a string"))
-                    })?;
+                    let text = value
+                        .as_str()
+                        .ok_or_else(|| BotError::Invalid(format!("time value {value} for `{key}` is not a string")))?;
                     let parsed = self.time_format.convert(text).ok_or_else(|| {
                         BotError::Invalid(format!(
                             "cannot read time `{text}` for `{key}` with time_format `{}`",
@@ -534,10 +477,7 @@ impl GenericCsvParserBot {
                     }
                 }
                 let ignored = is_ignored(&value);
-                let opts = AddOptions {
-                    raise_failure: false,
-                    ..AddOptions::default()
-                };
+                let opts = AddOptions { raise_failure: false, ..AddOptions::default() };
                 if event.add_with(key, value.clone(), opts)? || ignored {
                     done = true;
                     break;
@@ -568,12 +508,7 @@ impl GenericCsvParserBot {
 }
 
 impl ParserBot for GenericCsvParserBot {
-    fn parse(
-        &mut self,
-        report: &Message,
-        _ctx: &mut Context<'_>,
-        out: &mut ParserOutput<'_>,
-    ) -> Result<(), BotError> {
+    fn parse(&mut self, report: &Message, _ctx: &mut Context<'_>, out: &mut ParserOutput<'_>) -> Result<(), BotError> {
         let text = report_text(report)?;
         let text = text.replace('\0', "");
         let text = COMMENT_LINES.replace_all(&text, "");
@@ -617,9 +552,7 @@ mod tests {
     use crate::bots::registry::parse_params;
 
     fn params(value: Value) -> Result<GenericCsvParserParams, ParamError> {
-        let Value::Object(map) = value else {
-            panic!("params must be an object")
-        };
+        let Value::Object(map) = value else { panic!("params must be an object") };
         parse_params(&map)
     }
 
@@ -629,17 +562,9 @@ mod tests {
 
     #[test]
     fn columns_may_be_a_comma_string_or_a_list() {
-        let from_string =
-            build(json!({"columns": "source.ip, __IGNORE__ ,source.url|source.fqdn"})).unwrap();
+        let from_string = build(json!({"columns": "source.ip, __IGNORE__ ,source.url|source.fqdn"})).unwrap();
         let keys: Vec<_> = from_string.columns.iter().map(|c| c.keys.clone()).collect();
-        assert_eq!(
-            keys,
-            vec![
-                vec!["source.ip"],
-                vec!["__IGNORE__"],
-                vec!["source.url", "source.fqdn"]
-            ]
-        );
+        assert_eq!(keys, vec![vec!["source.ip"], vec!["__IGNORE__"], vec!["source.url", "source.fqdn"]]);
         let from_list = build(json!({"columns": ["source.ip", ""]})).unwrap();
         assert_eq!(from_list.columns.len(), 2);
         assert!(from_list.columns.iter().all(|c| c.required));
@@ -653,49 +578,31 @@ mod tests {
 
     #[test]
     fn columns_required_must_match_columns_in_length() {
-        let err = build(json!({"columns": ["a", "b"], "columns_required": [true]}))
-            .err()
-            .unwrap();
+        let err = build(json!({"columns": ["a", "b"], "columns_required": [true]})).err().unwrap();
         assert_eq!(err.key, "columns_required");
-        let ok =
-            build(json!({"columns": ["a", "b"], "columns_required": ["true", false]})).unwrap();
-        assert_eq!(
-            ok.columns.iter().map(|c| c.required).collect::<Vec<_>>(),
-            vec![true, false]
-        );
+        let ok = build(json!({"columns": ["a", "b"], "columns_required": ["true", false]})).unwrap();
+        assert_eq!(ok.columns.iter().map(|c| c.required).collect::<Vec<_>>(), vec![true, false]);
     }
 
     #[test]
     fn bad_time_format_is_a_param_error() {
-        let err = build(json!({"columns": ["time.source"], "time_format": "no_such_format"}))
-            .err()
-            .unwrap();
+        let err = build(json!({"columns": ["time.source"], "time_format": "no_such_format"})).err().unwrap();
         assert_eq!(err.key, "time_format");
     }
 
     #[test]
     fn filter_type_must_be_whitelist_or_blacklist() {
-        let err = build(json!({"columns": ["a"], "filter_text": "x", "filter_type": "greylist"}))
-            .err()
-            .unwrap();
+        let err = build(json!({"columns": ["a"], "filter_text": "x", "filter_type": "greylist"})).err().unwrap();
         assert_eq!(err.key, "filter_type");
-        let empty =
-            build(json!({"columns": ["a"], "filter_text": "x", "filter_type": ""})).unwrap();
+        let empty = build(json!({"columns": ["a"], "filter_text": "x", "filter_type": ""})).unwrap();
         assert!(empty.filter.is_none());
     }
 
     #[test]
     fn delimiter_must_be_one_character() {
-        let err = build(json!({"columns": ["a"], "delimiter": ";;"}))
-            .err()
-            .unwrap();
+        let err = build(json!({"columns": ["a"], "delimiter": ";;"})).err().unwrap();
         assert_eq!(err.key, "delimiter");
-        assert_eq!(
-            build(json!({"columns": ["a"], "delimiter": "\t"}))
-                .unwrap()
-                .delimiter,
-            '\t'
-        );
+        assert_eq!(build(json!({"columns": ["a"], "delimiter": "\t"})).unwrap().delimiter, '\t');
     }
 
     #[test]
@@ -707,33 +614,20 @@ mod tests {
             "column_regex_search": "",
         }))
         .unwrap();
-        assert_eq!(
-            bot.type_translation.get("Testing").map(String::as_str),
-            Some("malware-distribution")
-        );
+        assert_eq!(bot.type_translation.get("Testing").map(String::as_str), Some("malware-distribution"));
         assert_eq!(bot.json_fields, vec!["extra.tags"]);
         assert!(bot.column_regex_search.is_empty());
-        let err = build(json!({"columns": ["a"], "type_translation": "{not json"}))
-            .err()
-            .unwrap();
+        let err = build(json!({"columns": ["a"], "type_translation": "{not json"})).err().unwrap();
         assert_eq!(err.key, "type_translation");
-        let err = build(json!({"columns": ["a"], "data_type": {"extra.x": "xml"}}))
-            .err()
-            .unwrap();
+        let err = build(json!({"columns": ["a"], "data_type": {"extra.x": "xml"}})).err().unwrap();
         assert_eq!(err.key, "data_type");
-        let err = build(json!({"columns": ["a"], "column_regex_search": {"source.asn": "("}}))
-            .err()
-            .unwrap();
+        let err = build(json!({"columns": ["a"], "column_regex_search": {"source.asn": "("}})).err().unwrap();
         assert_eq!(err.key, "column_regex_search");
     }
 
     #[test]
     fn skip_header_accepts_bools_numbers_and_strings() {
-        let lines = |v: Value| {
-            build(json!({"columns": ["a"], "skip_header": v}))
-                .unwrap()
-                .skip_header
-        };
+        let lines = |v: Value| build(json!({"columns": ["a"], "skip_header": v})).unwrap().skip_header;
         assert_eq!(lines(json!(true)), 1);
         assert_eq!(lines(json!(false)), 0);
         assert_eq!(lines(json!(3)), 3);
@@ -744,9 +638,7 @@ mod tests {
 
     #[test]
     fn unknown_parameters_are_rejected_by_name() {
-        let err = params(json!({"columns": ["a"], "colums": ["b"]}))
-            .err()
-            .unwrap();
+        let err = params(json!({"columns": ["a"], "colums": ["b"]})).err().unwrap();
         assert_eq!(err.key, "colums");
     }
 
@@ -763,12 +655,8 @@ mod tests {
         assert_eq!(fill_template(&pieces, &row).unwrap(), "x a-b {y}");
         let auto = parse_template("compose_fields", "f", "{}{}").unwrap();
         assert_eq!(fill_template(&auto, &row).unwrap(), "ab");
-        assert!(
-            fill_template(&parse_template("compose_fields", "f", "{5}").unwrap(), &row).is_err()
-        );
-        let err = build(json!({"columns": ["a"], "compose_fields": {"extra.x": "{0:>3}"}}))
-            .err()
-            .unwrap();
+        assert!(fill_template(&parse_template("compose_fields", "f", "{5}").unwrap(), &row).is_err());
+        let err = build(json!({"columns": ["a"], "compose_fields": {"extra.x": "{0:>3}"}})).err().unwrap();
         assert_eq!(err.key, "compose_fields");
         assert!(parse_template("compose_fields", "f", "{0}{}").is_err());
         assert!(parse_template("compose_fields", "f", "open {").is_err());
@@ -776,14 +664,13 @@ mod tests {
 
     #[test]
     fn filter_matches_the_row_joined_by_the_delimiter() {
-        let bot = build(json!({"columns": ["a"], "delimiter": " ", "filter_text": "add x", "filter_type": "whitelist"})).unwrap();
+        let bot =
+            build(json!({"columns": ["a"], "delimiter": " ", "filter_text": "add x", "filter_type": "whitelist"}))
+                .unwrap();
         let row = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<_>>();
         assert!(bot.keeps(&row("ipset add x 1")));
         assert!(!bot.keeps(&row("ipset del x 1")));
-        let bot = build(
-            json!({"columns": ["a"], "filter_text": "127.0.0.1", "filter_type": "blacklist"}),
-        )
-        .unwrap();
+        let bot = build(json!({"columns": ["a"], "filter_text": "127.0.0.1", "filter_type": "blacklist"})).unwrap();
         assert!(!bot.keeps(&row("127.0.0.1")));
         assert!(bot.keeps(&row("10.0.0.1")));
     }
@@ -820,10 +707,8 @@ mod tests {
 
     #[test]
     fn a_bad_line_fails_alone_and_the_others_go_on() {
-        let (parsed, log) = run(
-            json!({"columns": ["source.ip"], "type": "blacklist"}),
-            "192.0.2.1\nnot-an-ip\n192.0.2.2\n",
-        );
+        let (parsed, log) =
+            run(json!({"columns": ["source.ip"], "type": "blacklist"}), "192.0.2.1\nnot-an-ip\n192.0.2.2\n");
         assert_eq!(parsed.events.len(), 2);
         assert_eq!(parsed.events[1].get_str("source.ip"), Some("192.0.2.2"));
         assert_eq!(parsed.failed.len(), 1);
@@ -832,9 +717,7 @@ mod tests {
         assert_eq!(dump.get_str("feed.name"), Some("Test Feed"));
         assert!(error.contains("source.ip"), "{error}");
         assert!(log.iter().any(|l| l.starts_with("Failed to parse line.")));
-        assert!(log
-            .iter()
-            .any(|l| l == "Sent 2 events and found 1 problem(s)."));
+        assert!(log.iter().any(|l| l == "Sent 2 events and found 1 problem(s)."));
     }
 
     #[test]
@@ -856,10 +739,7 @@ mod tests {
             "192.0.2.1\n192.0.2.0/24\nexample.com\n",
         );
         assert_eq!(parsed.events[0].get_str("source.ip"), Some("192.0.2.1"));
-        assert_eq!(
-            parsed.events[1].get_str("source.network"),
-            Some("192.0.2.0/24")
-        );
+        assert_eq!(parsed.events[1].get_str("source.network"), Some("192.0.2.0/24"));
         assert_eq!(parsed.events[2].get_str("source.fqdn"), Some("example.com"));
     }
 
@@ -887,10 +767,7 @@ mod tests {
         );
         assert_eq!(parsed.events.len(), 1);
         let event = &parsed.events[0];
-        assert_eq!(
-            event.get_str("classification.type"),
-            Some("malware-distribution")
-        );
+        assert_eq!(event.get_str("classification.type"), Some("malware-distribution"));
         assert_eq!(event.get_str("source.url"), Some("http://example.com/path"));
         // Without `type`, a value missing from the translation fails the required column.
         assert_eq!(parsed.failed.len(), 1);
