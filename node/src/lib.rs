@@ -1,6 +1,8 @@
 //! intelmq-node: IntelMQ's botnet on one node, with RocksDB inboxes and actix actors.
 //!
 //! Module map (imports point one way, top to bottom):
+//! - `control`: the gRPC control plane (tonic) over a running node. Uses `runtime`, `store`,
+//!   `config`, `message` and the proto crate.
 //! - `runtime`: actix actors (supervisor, one actor per bot), routing, backpressure, error
 //!   handling, per-bot logs. Uses `store`, `bots`, `config`, `message`.
 //! - `config`: the files under `<root>/etc/` -> validated [`config::Botnet`]. Uses `message`.
@@ -12,6 +14,7 @@
 
 pub mod bots;
 pub mod config;
+pub mod control;
 pub mod message;
 pub mod runtime;
 pub mod store;

@@ -65,7 +65,13 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let mode = if args.until_idle { runtime::Mode::UntilIdle } else { runtime::Mode::Daemon };
-    match runtime::run(botnet, mode) {
+    let result = runtime::run(botnet, mode, |node| {
+        if let Err(e) = intelmq_node::control::spawn(node.clone()) {
+            eprintln!("intelmq-node: control plane: {e}");
+            node.shutdown();
+        }
+    });
+    match result {
         Ok(summary) => {
             if args.until_idle {
                 print!("{}", summary.render());

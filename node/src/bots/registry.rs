@@ -67,16 +67,69 @@ pub static REGISTRY: &[BotEntry] = &[
     ),
     // -- parsers (alphabetical within each block) --
     entry!(Parser, "intelmq.bots.parsers.generic.parser_csv", parsers::generic::parser_csv::GenericCsvParserBot),
+    entry!(Parser, "intelmq.bots.parsers.abusech.parser_feodotracker", parsers::abusech::parser_feodotracker::AbusechFeodotrackerParserBot),
+    entry!(Parser, "intelmq.bots.parsers.alienvault.parser", parsers::alienvault::parser::AlienvaultParserBot),
+    entry!(Parser, "intelmq.bots.parsers.alienvault.parser_otx", parsers::alienvault::parser_otx::AlienvaultOtxParserBot),
+    entry!(Parser, "intelmq.bots.parsers.anubisnetworks.parser", parsers::anubisnetworks::parser::AnubisnetworksParserBot),
+    entry!(Parser, "intelmq.bots.parsers.blueliv.parser_crimeserver", parsers::blueliv::parser_crimeserver::BluelivCrimeserverParserBot),
+    entry!(Parser, "intelmq.bots.parsers.calidog.parser_certstream", parsers::calidog::parser_certstream::CalidogCertstreamParserBot),
+    entry!(Parser, "intelmq.bots.parsers.cznic.parser_haas", parsers::cznic::parser_haas::CznicHaasParserBot),
+    entry!(Parser, "intelmq.bots.parsers.cznic.parser_proki", parsers::cznic::parser_proki::CznicProkiParserBot),
+    entry!(Parser, "intelmq.bots.parsers.eset.parser", parsers::eset::parser::EsetParserBot),
+    entry!(Parser, "intelmq.bots.parsers.fraunhofer.parser_dga", parsers::fraunhofer::parser_dga::FraunhoferDgaParserBot),
+    entry!(Parser, "intelmq.bots.parsers.json.parser", parsers::json::parser::JsonParserBot),
+    entry!(Parser, "intelmq.bots.parsers.key_value.parser", parsers::key_value::parser::KeyValueParserBot),
     // registry:parsers-json
+    entry!(Parser, "intelmq.bots.parsers.cymru.parser_cap_program", parsers::cymru::parser_cap_program::CymruCapProgramParserBot),
+    entry!(Parser, "intelmq.bots.parsers.cymru.parser_full_bogons", parsers::cymru::parser_full_bogons::CymruFullBogonsParserBot),
+    entry!(Parser, "intelmq.bots.parsers.shadowserver.parser", parsers::shadowserver::parser::ShadowserverParserBot),
     // registry:parsers-shadowserver
+    entry!(Parser, "intelmq.bots.parsers.bambenek.parser", parsers::bambenek::parser::BambenekParserBot),
+    entry!(Parser, "intelmq.bots.parsers.blocklistde.parser", parsers::blocklistde::parser::BlockListDEParserBot),
+    entry!(Parser, "intelmq.bots.parsers.cert_eu.parser_csv", parsers::cert_eu::parser_csv::CertEUCSVParserBot),
+    entry!(Parser, "intelmq.bots.parsers.ci_army.parser", parsers::ci_army::parser::CIArmyParserBot),
+    entry!(Parser, "intelmq.bots.parsers.danger_rulez.parser", parsers::danger_rulez::parser::BruteForceBlockerParserBot),
+    entry!(Parser, "intelmq.bots.parsers.dataplane.parser", parsers::dataplane::parser::DataplaneParserBot),
+    entry!(Parser, "intelmq.bots.parsers.dshield.parser_asn", parsers::dshield::parser_asn::DShieldASNParserBot),
+    entry!(Parser, "intelmq.bots.parsers.dshield.parser_block", parsers::dshield::parser_block::DshieldBlockParserBot),
+    entry!(Parser, "intelmq.bots.parsers.dyn.parser", parsers::r#dyn::parser::DynParserBot),
+    entry!(Parser, "intelmq.bots.parsers.malwarepatrol.parser_dansguardian", parsers::malwarepatrol::parser_dansguardian::DansParserBot),
+    entry!(Parser, "intelmq.bots.parsers.openphish.parser", parsers::openphish::parser::OpenPhishParserBot),
+    entry!(Parser, "intelmq.bots.parsers.openphish.parser_commercial", parsers::openphish::parser_commercial::OpenPhishCommercialParserBot),
+    entry!(Parser, "intelmq.bots.parsers.spamhaus.parser_cert", parsers::spamhaus::parser_cert::SpamhausCERTParserBot),
+    entry!(Parser, "intelmq.bots.parsers.spamhaus.parser_drop", parsers::spamhaus::parser_drop::SpamhausDropParserBot),
+    entry!(Parser, "intelmq.bots.parsers.surbl.parser", parsers::surbl::parser::SurblParserBot),
+    entry!(Parser, "intelmq.bots.parsers.turris.parser", parsers::turris::parser::TurrisGreylistParserBot),
+    entry!(Parser, "intelmq.bots.parsers.vxvault.parser", parsers::vxvault::parser::VXVaultParserBot),
+    entry!(Parser, "intelmq.bots.parsers.zoneh.parser", parsers::zoneh::parser::ZoneHParserBot),
     // registry:parsers-text
+    entry!(Parser, "intelmq.bots.parsers.html_table.parser", parsers::html_table::parser::HtmlTableParserBot),
+    entry!(Parser, "intelmq.bots.parsers.malwareurl.parser", parsers::malwareurl::parser::MalwareurlParserBot),
+    entry!(Parser, "intelmq.bots.parsers.threatminer.parser", parsers::threatminer::parser::ThreatminerParserBot),
     // registry:parsers-markup
     // -- experts --
     entry!(Expert, "intelmq.bots.experts.deduplicator.expert", experts::deduplicator::expert::DeduplicatorExpertBot),
     entry!(Expert, "intelmq.bots.experts.taxonomy.expert", experts::taxonomy::expert::TaxonomyExpertBot),
     entry!(Expert, "intelmq.bots.experts.url2fqdn.expert", experts::url2fqdn::expert::Url2fqdnExpertBot),
+    entry!(Expert, "intelmq.bots.experts.sieve.expert", experts::sieve::expert::SieveExpertBot),
     // registry:experts-sieve
     // registry:experts-general
+    entry!(Expert, "intelmq.bots.experts.asn_lookup.expert", experts::asn_lookup::expert::AsnLookupExpertBot),
+    entry!(Expert, "intelmq.bots.experts.cymru_whois.expert", experts::cymru_whois::expert::CymruWhoisExpertBot),
+    entry!(
+        Expert,
+        "intelmq.bots.experts.generic_db_lookup.expert",
+        experts::generic_db_lookup::expert::GenericDbLookupExpertBot
+    ),
+    entry!(Expert, "intelmq.bots.experts.gethostbyname.expert", experts::gethostbyname::expert::GethostbynameExpertBot),
+    entry!(Expert, "intelmq.bots.experts.maxmind_geoip.expert", experts::maxmind_geoip::expert::MaxmindGeoipExpertBot),
+    entry!(
+        Expert,
+        "intelmq.bots.experts.recordedfuture_iprisk.expert",
+        experts::recordedfuture_iprisk::expert::RecordedfutureIpriskExpertBot
+    ),
+    entry!(Expert, "intelmq.bots.experts.reverse_dns.expert", experts::reverse_dns::expert::ReverseDnsExpertBot),
+    entry!(Expert, "intelmq.bots.experts.tor_nodes.expert", experts::tor_nodes::expert::TorNodesExpertBot),
     // registry:experts-lookup
     // -- outputs --
     entry!(Output, "intelmq.bots.outputs.file.output", outputs::file::output::FileOutputBot),

@@ -12,10 +12,12 @@ use serde_json::Value;
 
 use crate::message::Harmonization;
 
+mod edit;
 mod error;
 mod load;
 mod node;
 
+pub use edit::set_enabled;
 pub use error::ConfigError;
 pub use load::{load, load_from};
 pub use node::{NodeConfig, SyncMode};

@@ -75,6 +75,21 @@ pub struct BotActor {
     stopping: bool,
     /// While a retry delay runs, wake-ups from upstream do not start a step.
     retry_at: Option<Instant>,
+    /// The bot debugger records what is sent: (path, queues, message JSON).
+    sent_log: Option<Vec<(String, Vec<String>, String)>>,
+}
+
+/// What one run of the bot debugger did (`intelmqctl run <bot> process`).
+#[derive(Debug, Default)]
+pub struct DebugRun {
+    /// The processed message (wire JSON).
+    pub input: String,
+    /// (path, queues, message JSON) for every message sent, or that would be sent.
+    pub sent: Vec<(String, Vec<String>, String)>,
+    pub acknowledged: bool,
+    pub log: Vec<String>,
+    /// The error of a message that failed.
+    pub error: Option<String>,
 }
 
 impl BotActor {
@@ -122,6 +137,7 @@ impl BotActor {
             last_log: Instant::now(),
             stopping: false,
             retry_at: None,
+            sent_log: None,
         }
     }
 
@@ -144,6 +160,16 @@ impl BotActor {
             return 0;
         }
         let data = msg.to_wire().into_bytes();
+        if let Some(log) = self.sent_log.as_mut() {
+            let json = String::from_utf8_lossy(&data).into_owned();
+            let targets = if self.cfg.common.load_balance {
+                let i = self.lb_next.get(path).copied().unwrap_or(0);
+                vec![queues[i % queues.len()].clone()]
+            } else {
+                queues.clone()
+            };
+            log.push((path.to_string(), targets, json));
+        }
         if self.cfg.common.load_balance {
             let i = self.lb_next.entry(path.to_string()).or_insert(0);
             let q = &queues[*i % queues.len()];
@@ -533,6 +559,97 @@ impl BotActor {
             return Ok(Outcome::Collected(None));
         }
         Ok(Outcome::Collected(Some(interval.unwrap_or(Duration::from_secs(300)))))
+    }
+
+    /// The bot debugger: runs one message through the bot, outside the actor loop. `given`: the
+    /// message to use; `None`: the next message of the inbox (acknowledged unless `dryrun`).
+    /// `Err` only for what stops the run before the bot sees a message.
+    pub fn debug_run(&mut self, given: Option<Vec<u8>>, dryrun: bool) -> Result<DebugRun, String> {
+        self.sent_log = Some(Vec::new());
+        let store = self.store.clone();
+        let id = self.cfg.id.clone();
+        let harmonization = self.harmonization.clone();
+        let root = self.root.clone();
+        let mut run = DebugRun::default();
+        let mut state = StepState::new(&store, &id);
+        let mut step = Step::new();
+
+        if let Bot::Collector(bot) = &mut self.bot {
+            let mut out = CollectorOutput::default();
+            let result = {
+                let mut ctx = Self::ctx(&id, &harmonization, &root, &mut state, &mut self.log);
+                caught(|| bot.collect(&mut ctx, &mut out))
+            };
+            if let Err(e) = result {
+                run.error = Some(e.to_string());
+            }
+            for mut report in out.reports {
+                if let Err(e) = add_feed_fields(&mut report, &self.collector_common) {
+                    run.error = Some(e.to_string());
+                    break;
+                }
+                self.route(&mut step, "_default", &report);
+            }
+        } else {
+            let (data, from_inbox) = match given {
+                Some(d) => (d, None),
+                None => {
+                    let src = self.cfg.source_queue.clone().ok_or("this bot has no inbox")?;
+                    let q = self.store.read(&src, 1).map_err(|e| e.to_string())?.pop();
+                    let q = q.ok_or_else(|| format!("the inbox `{src}` of bot `{id}` is empty"))?;
+                    (q.data.clone(), Some((src, q.seq)))
+                }
+            };
+            run.input = String::from_utf8_lossy(&data).into_owned();
+            let kind = if matches!(self.bot, Bot::Parser(_)) { MessageKind::Report } else { MessageKind::Event };
+            match Message::from_wire(harmonization.clone(), &data, Some(kind)) {
+                Err(e) => run.error = Some(e.to_string()),
+                Ok(msg) => {
+                    run.input = msg.to_wire();
+                    let result = if let Bot::Output(bot) = &mut self.bot {
+                        if dryrun {
+                            self.log.log(Level::Info, "DRYRUN: Message would be written by the output now!");
+                            Ok(())
+                        } else {
+                            let mut ctx = Self::ctx(&id, &harmonization, &root, &mut state, &mut self.log);
+                            caught(|| bot.write(std::slice::from_ref(&msg), &mut ctx))
+                        }
+                    } else {
+                        self.process_one(&msg, &mut state, &mut step, &id, &harmonization, &root)
+                    };
+                    match result {
+                        Ok(()) => {
+                            state.keep();
+                            if let Some((src, seq)) = &from_inbox {
+                                step.ack(src, *seq);
+                                run.acknowledged = !dryrun;
+                            }
+                        }
+                        Err(e) => {
+                            state.rollback();
+                            run.error = Some(e.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        run.sent = self.sent_log.take().unwrap_or_default();
+        if dryrun {
+            for (path, _, _) in &run.sent {
+                let text = format!("DRYRUN: Message would be sent now to {path:?}!");
+                self.log.log(Level::Info, &text);
+            }
+            if run.error.is_none() && !matches!(self.bot, Bot::Collector(_)) {
+                self.log.log(Level::Info, "DRYRUN: Message would be acknowledged now!");
+            }
+        } else {
+            state.write_into(&mut step);
+            let puts = step.put_counts().into_iter().map(|(q, _)| q.to_string()).collect::<Vec<_>>();
+            self.store.commit(step).map_err(|e| e.to_string())?;
+            self.router.wake(&puts);
+        }
+        run.log = self.log.take_captured();
+        Ok(run)
     }
 
     /// The bot's start hook (outputs); its state writes commit before the first step.

@@ -13,6 +13,8 @@ pub struct BotLogger {
     min: Level,
     path: PathBuf,
     file: Option<LineWriter<File>>,
+    /// Lines kept in memory as well (the bot debugger shows them).
+    captured: Option<Vec<String>>,
 }
 
 impl BotLogger {
@@ -21,7 +23,17 @@ impl BotLogger {
         std::fs::create_dir_all(log_dir)?;
         let path = log_dir.join(format!("{bot_id}.log"));
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        Ok(BotLogger { bot_id: bot_id.to_string(), min, path, file: Some(LineWriter::new(file)) })
+        Ok(BotLogger { bot_id: bot_id.to_string(), min, path, file: Some(LineWriter::new(file)), captured: None })
+    }
+
+    /// A logger that keeps its lines in memory only (from `min` up).
+    pub fn capture(bot_id: &str, min: Level) -> BotLogger {
+        BotLogger { bot_id: bot_id.to_string(), min, path: PathBuf::new(), file: None, captured: Some(Vec::new()) }
+    }
+
+    /// The lines kept in memory.
+    pub fn take_captured(&mut self) -> Vec<String> {
+        self.captured.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     pub fn path(&self) -> &Path {
@@ -45,6 +57,10 @@ impl BotLog for BotLogger {
             return;
         }
         let line = format_line(&self.bot_id, level, message);
+        if let Some(c) = self.captured.as_mut() {
+            c.push(line);
+            return;
+        }
         let failed = match self.file.as_mut() {
             Some(f) => writeln!(f, "{line}").is_err(),
             None => true,

@@ -18,8 +18,10 @@ use std::time::Duration;
 
 use actix::Recipient;
 
+pub use bot_actor::DebugRun;
 pub use build::{build, entry_of, validate, BuildError};
 pub use log::{format_line, BotLogger};
+pub use supervisor::{group_of, BotStatusInfo, Command, ControlError, Selector};
 
 use crate::config::{Botnet, SyncMode};
 use crate::store::{Counters, Durability, Store};
@@ -69,7 +71,7 @@ pub struct BotShared {
 }
 
 impl BotShared {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         BotShared {
             busy: AtomicBool::new(false),
             notified: AtomicBool::new(false),
@@ -92,13 +94,22 @@ impl BotShared {
 /// Who consumes which queue, so a commit can wake the consumers of the queues it wrote to.
 #[derive(Default)]
 pub struct Router {
-    consumers: RwLock<HashMap<String, Vec<(Arc<BotShared>, Recipient<bot_actor::Wake>)>>>,
+    consumers: RwLock<HashMap<String, Vec<Consumer>>>,
+}
+
+struct Consumer {
+    bot_id: String,
+    shared: Arc<BotShared>,
+    recipient: Recipient<bot_actor::Wake>,
 }
 
 impl Router {
-    fn register(&self, queue: &str, shared: Arc<BotShared>, r: Recipient<bot_actor::Wake>) {
+    /// Registers (or replaces, after a restart) the actor consuming `queue` for `bot_id`.
+    fn register(&self, queue: &str, bot_id: &str, shared: Arc<BotShared>, recipient: Recipient<bot_actor::Wake>) {
         if let Ok(mut m) = self.consumers.write() {
-            m.entry(queue.to_string()).or_default().push((shared, r));
+            let list = m.entry(queue.to_string()).or_default();
+            list.retain(|c| c.bot_id != bot_id);
+            list.push(Consumer { bot_id: bot_id.to_string(), shared, recipient });
         }
     }
 
@@ -106,7 +117,7 @@ impl Router {
     pub fn wake(&self, queues: &[String]) {
         let Ok(m) = self.consumers.read() else { return };
         for q in queues {
-            for (shared, r) in m.get(q).into_iter().flatten() {
+            for Consumer { shared, recipient: r, .. } in m.get(q).into_iter().flatten() {
                 if !shared.notified.swap(true, Ordering::AcqRel) {
                     r.do_send(bot_actor::Wake);
                 }
@@ -189,6 +200,56 @@ pub fn open_store(botnet: &Botnet) -> anyhow::Result<Arc<Store>> {
 }
 
 /// Runs the botnet until idle (or until a signal in daemon mode) and returns the summary.
-pub fn run(botnet: Botnet, mode: Mode) -> anyhow::Result<RunSummary> {
-    supervisor::run(botnet, mode)
+/// `on_start` gets a [`NodeHandle`] once every bot is started (the control plane serves it).
+pub fn run(botnet: Botnet, mode: Mode, on_start: impl FnOnce(NodeHandle) + Send + 'static) -> anyhow::Result<RunSummary> {
+    supervisor::run(botnet, mode, Box::new(on_start))
+}
+
+/// What the control plane holds of a running node: the supervisor's address, the store and the
+/// configuration. Cheap to clone; usable from any thread or async runtime.
+#[derive(Clone)]
+pub struct NodeHandle {
+    supervisor: actix::Addr<supervisor::Supervisor>,
+    router: Arc<Router>,
+    pub store: Arc<Store>,
+    pub botnet: Arc<RwLock<Botnet>>,
+}
+
+fn gone(_: actix::MailboxError) -> ControlError {
+    ControlError::Internal("the node is shutting down".to_string())
+}
+
+impl NodeHandle {
+    /// Runs a lifecycle verb (start, stop, restart, reload, status) on the selected bots.
+    pub async fn control(&self, cmd: Command, sel: Selector) -> Result<Vec<BotStatusInfo>, ControlError> {
+        self.supervisor.send(supervisor::Control(cmd, sel)).await.map_err(gone)?
+    }
+
+    /// Persists `enabled` for a bot in its configuration file.
+    pub async fn set_enabled(&self, bot_id: &str, enabled: bool) -> Result<BotStatusInfo, ControlError> {
+        self.supervisor.send(supervisor::SetEnabled(bot_id.to_string(), enabled)).await.map_err(gone)?
+    }
+
+    /// The bot debugger: one message through a bot.
+    pub async fn run_once(&self, bot_id: &str, message: Option<Vec<u8>>, dryrun: bool) -> Result<DebugRun, ControlError> {
+        self.supervisor
+            .send(supervisor::RunOnce { bot_id: bot_id.to_string(), message, dryrun })
+            .await
+            .map_err(gone)?
+    }
+
+    /// Wakes the running consumers of `queues` (after messages were put there from outside).
+    pub fn wake(&self, queues: &[String]) {
+        self.router.wake(queues);
+    }
+
+    /// Stops every bot and the node.
+    pub fn shutdown(&self) {
+        self.supervisor.do_send(supervisor::Shutdown);
+    }
+
+    /// A copy of the current configuration.
+    pub fn botnet(&self) -> Result<Botnet, ControlError> {
+        self.botnet.read().map(|b| b.clone()).map_err(|_| ControlError::Internal("config lock poisoned".into()))
+    }
 }

@@ -5,7 +5,9 @@
 pub const INBOX_PREFIX: &str = "inbox:";
 /// Prefix of a bot's state: `state:<bot-id>` (dedup caches, collector cursors, output offsets).
 pub const STATE_PREFIX: &str = "state:";
-/// Prefix of messages bound for a queue on another node: `outbox:<queue>`.
+/// Prefix of messages bound for a queue on another node: `outbox:<queue>` (reserved for
+/// cross-node delivery; no other use may take this name).
+#[allow(dead_code)]
 pub const OUTBOX_PREFIX: &str = "outbox:";
 /// Failed messages, keyed by a global sequence.
 pub const DUMP: &str = "dump";

@@ -7,8 +7,6 @@
 pub const META_FORMAT_VERSION: &[u8] = b"format_version";
 /// The current on-disk format version.
 pub const FORMAT_VERSION: u64 = 1;
-/// `meta` key of the next dump sequence number.
-pub const META_DUMP_SEQ: &[u8] = b"dump_seq";
 
 pub fn seq_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()

@@ -103,6 +103,7 @@ pub struct Step {
     dumps: Vec<DumpEntry>,
     state: Vec<(String, Vec<u8>, Option<(Vec<u8>, u64)>)>,
     counters: Vec<(String, Counters)>,
+    dump_deletes: Vec<u64>,
 }
 
 impl Step {
@@ -122,6 +123,16 @@ impl Step {
 
     pub fn dump(&mut self, entry: DumpEntry) {
         self.dumps.push(entry);
+    }
+
+    /// Removes dump entry `id` (e.g. recovered in the same step).
+    pub fn delete_dump(&mut self, id: u64) {
+        self.dump_deletes.push(id);
+    }
+
+    /// The messages this step puts, with their queue, in order.
+    pub fn puts(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.puts.iter().map(|(q, d)| (q.as_str(), d.as_slice()))
     }
 
     /// Sets a state key of `bot_id`; `expires_at` in unix seconds, 0 = never.
@@ -144,6 +155,7 @@ impl Step {
             && self.dumps.is_empty()
             && self.state.is_empty()
             && self.counters.is_empty()
+            && self.dump_deletes.is_empty()
     }
 
     /// Messages this step puts, per queue.
@@ -411,7 +423,13 @@ impl Store {
                 targets.insert(q.as_str(), (meta, self.cf(&cf::inbox(q))?));
             }
         }
-        let dump_handle = if step.dumps.is_empty() { None } else { Some(self.cf(cf::DUMP)?) };
+        let dump_handle =
+            if step.dumps.is_empty() && step.dump_deletes.is_empty() { None } else { Some(self.cf(cf::DUMP)?) };
+        if let Some(handle) = &dump_handle {
+            for id in &step.dump_deletes {
+                batch.delete_cf(handle, keys::seq_key(*id));
+            }
+        }
         let mut wo = WriteOptions::default();
         wo.set_sync(self.durability == Durability::Always);
 
@@ -518,6 +536,25 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// One dump entry by id.
+    pub fn dump_entry(&self, id: u64) -> Result<Option<DumpEntry>, StoreError> {
+        let handle = self.cf(cf::DUMP)?;
+        match self.db.get_cf(&handle, keys::seq_key(id))? {
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt { cf: cf::DUMP.into(), reason: format!("entry {id}: {e}") }),
+            None => Ok(None),
+        }
+    }
+
+    /// Replaces dump entry `id`.
+    pub fn put_dump(&self, id: u64, entry: &DumpEntry) -> Result<(), StoreError> {
+        let handle = self.cf(cf::DUMP)?;
+        let v = serde_json::to_vec(entry).map_err(|e| StoreError::Corrupt { cf: cf::DUMP.into(), reason: e.to_string() })?;
+        self.db.put_cf(&handle, keys::seq_key(id), v)?;
+        Ok(())
     }
 
     /// Deletes dump entries by id.

@@ -3,8 +3,34 @@
 pub mod deduplicator;
 pub mod taxonomy;
 pub mod url2fqdn;
+pub mod sieve;
 // mods:experts-sieve
+pub mod aggregate;
+pub mod csv_converter;
+pub mod domain_suffix;
+pub mod domain_valid;
+pub mod field_reducer;
+pub mod filter;
+pub mod format_field;
+pub mod geohash;
+pub mod idea;
+pub mod jinja;
+pub mod modify;
+pub mod remove_affix;
+pub mod rfc1918;
+pub mod threshold;
+pub mod truncate_by_delimiter;
+pub mod url;
+pub mod wait;
 // mods:experts-general
+pub mod asn_lookup;
+pub mod cymru_whois;
+pub mod generic_db_lookup;
+pub mod gethostbyname;
+pub mod maxmind_geoip;
+pub mod recordedfuture_iprisk;
+pub mod reverse_dns;
+pub mod tor_nodes;
 // mods:experts-lookup
 
 /// Shared by the expert tests: the shipped harmonization and events from JSON.

@@ -4,9 +4,40 @@
 //! `message` and the bot traits only.
 
 pub mod generic;
+pub mod abusech;
+pub mod alienvault;
+pub mod anubisnetworks;
+pub mod blueliv;
+pub mod calidog;
+pub mod cznic;
+pub mod eset;
+pub mod fraunhofer;
+pub mod json;
+pub mod key_value;
 // mods:parsers-json
+pub mod cymru;
+pub mod shadowserver;
 // mods:parsers-shadowserver
+pub mod bambenek;
+pub mod blocklistde;
+pub mod cert_eu;
+pub mod ci_army;
+pub mod danger_rulez;
+pub mod dataplane;
+pub mod dshield;
+pub mod r#dyn;
+pub mod malwarepatrol;
+pub mod openphish;
+pub mod spamhaus;
+pub mod surbl;
+pub mod text_lines;
+pub mod turris;
+pub mod vxvault;
+pub mod zoneh;
 // mods:parsers-text
+pub mod html_table;
+pub mod malwareurl;
+pub mod threatminer;
 // mods:parsers-markup
 
 use std::sync::Arc;

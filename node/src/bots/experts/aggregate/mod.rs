@@ -1,0 +1,3 @@
+//! The `intelmq.bots.experts.aggregate` module.
+
+pub mod expert;

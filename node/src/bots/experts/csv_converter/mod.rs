@@ -1,0 +1,3 @@
+//! The `intelmq.bots.experts.csv_converter` module.
+
+pub mod expert;

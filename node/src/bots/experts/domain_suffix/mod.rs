@@ -1,0 +1,3 @@
+//! The `intelmq.bots.experts.domain_suffix` module.
+
+pub mod expert;

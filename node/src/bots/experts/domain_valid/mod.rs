@@ -1,0 +1,3 @@
+//! The `intelmq.bots.experts.domain_valid` module.
+
+pub mod expert;

@@ -1,0 +1,3 @@
+//! The `intelmq.bots.experts.field_reducer` module.
+
+pub mod expert;

@@ -1,0 +1,3 @@
+//! The `intelmq.bots.experts.filter` module.
+
+pub mod expert;

@@ -1,0 +1,3 @@
+//! The `intelmq.bots.experts.format_field` module.
+
+pub mod expert;

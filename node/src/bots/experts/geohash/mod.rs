@@ -1,0 +1,3 @@
+//! The `intelmq.bots.experts.geohash` module.
+
+pub mod expert;

@@ -1,0 +1,3 @@
+//! The `intelmq.bots.experts.gethostbyname` module.
+
+pub mod expert;

@@ -1,0 +1,3 @@
+//! The `intelmq.bots.experts.idea` module.
+
+pub mod expert;

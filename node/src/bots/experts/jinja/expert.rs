@@ -1,0 +1,140 @@
+//! `intelmq.bots.experts.jinja.expert`: sets fields to rendered Jinja templates. `fields` maps a
+//! field to a template, or to `file:///<absolute path>` of a template file (read when the bot is
+//! built). Templates see the event as `msg` (flat dotted keys: `msg['source.ip']`). An existing
+//! field is replaced only with `overwrite`.
+//!
+//! Rendering uses minijinja, which follows Jinja2 (no auto-escaping, the final newline is
+//! dropped, missing keys are undefined and render empty). Values print as minijinja prints them
+//! (booleans as `true`/`false`, where Python writes `True`/`False`).
+
+use std::collections::BTreeMap;
+
+use minijinja::{AutoEscape, Environment};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+use crate::bots::registry::BuildBot;
+use crate::bots::{BotError, Context, ExpertBot, Outbox, ParamError};
+use crate::message::{AddOptions, Message};
+
+/// A boolean given as JSON bool or as `"true"`/`"false"`.
+fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Bool(b) => Ok(b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+        other => Err(serde::de::Error::custom(format!("{other} is not a boolean"))),
+    }
+}
+
+/// Parameters of the Jinja expert (IntelMQ's names and defaults).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JinjaExpertParams {
+    /// Field → template text or `file:///path`; default {}.
+    pub fields: Map<String, Value>,
+    /// Replace fields that are already set; default false.
+    #[serde(deserialize_with = "lenient_bool")]
+    pub overwrite: bool,
+}
+
+/// Renders templates into fields.
+pub struct JinjaExpertBot {
+    env: Environment<'static>,
+    /// The fields in the configured order (each field's template is named after the field).
+    fields: Vec<String>,
+    overwrite: bool,
+}
+
+impl BuildBot for JinjaExpertBot {
+    type Params = JinjaExpertParams;
+
+    fn build(params: JinjaExpertParams) -> Result<Self, ParamError> {
+        let mut env = Environment::new();
+        env.set_auto_escape_callback(|_| AutoEscape::None);
+        let mut fields = Vec::with_capacity(params.fields.len());
+        for (field, template) in &params.fields {
+            let key = format!("fields.{field}");
+            let Value::String(template) = template else {
+                return Err(ParamError::new(key, format!("expected a template text, got {template}")));
+            };
+            let source = match template.strip_prefix("file://") {
+                Some(path) if template.starts_with("file:///") => std::fs::read_to_string(path)
+                    .map_err(|e| ParamError::new(&key, format!("cannot read jinja template {path}: {e}")))?,
+                _ => template.clone(),
+            };
+            env.add_template_owned(field.clone(), source)
+                .map_err(|e| ParamError::new(&key, format!("invalid jinja template: {e}")))?;
+            fields.push(field.clone());
+        }
+        Ok(JinjaExpertBot { env, fields, overwrite: params.overwrite })
+    }
+}
+
+impl ExpertBot for JinjaExpertBot {
+    fn process(&mut self, mut event: Message, _ctx: &mut Context<'_>, out: &mut Outbox) -> Result<(), BotError> {
+        let opts = AddOptions { overwrite: Some(self.overwrite), ..AddOptions::default() };
+        for field in &self.fields {
+            let template = self
+                .env
+                .get_template(field)
+                .map_err(|e| BotError::Fatal(format!("jinja template of `{field}`: {e}")))?;
+            let mut context = BTreeMap::new();
+            context.insert("msg", minijinja::Value::from_serialize(event.fields()));
+            let rendered = template
+                .render(context)
+                .map_err(|e| BotError::Invalid(format!("rendering the jinja template of `{field}` failed: {e}")))?;
+            event.add_with(field, Value::String(rendered), opts)?;
+        }
+        out.send(event);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::bots::experts::test_support::{event, harmonization};
+    use crate::bots::{MemoryLog, MemoryState};
+
+    fn run(params: Value, fields: Value) -> Message {
+        let h = harmonization();
+        let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
+        let root = std::path::Path::new("/");
+        let mut ctx = Context { bot_id: "jinja", harmonization: &h, root, state: &mut state, log: &mut log };
+        let mut bot = JinjaExpertBot::build(serde_json::from_value(params).unwrap()).unwrap();
+        let mut out = Outbox::default();
+        bot.process(event(&h, fields), &mut ctx, &mut out).unwrap();
+        out.sent.pop().unwrap().1
+    }
+
+    #[test]
+    fn templates_see_the_event_as_msg() {
+        let fields = json!({"feed.url": "https://cert.at", "source.ip": "192.0.2.1"});
+        let msg =
+            run(json!({"fields": {"feed.url": "{{ msg['feed.url'] | upper }}"}, "overwrite": true}), fields.clone());
+        assert_eq!(msg.get_str("feed.url"), Some("HTTPS://CERT.AT"));
+        let kept = run(json!({"fields": {"feed.url": "{{ msg['feed.url'] | upper }}"}}), fields);
+        assert_eq!(kept.get_str("feed.url"), Some("https://cert.at"));
+    }
+
+    #[test]
+    fn template_files_and_missing_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.j2");
+        std::fs::write(&path, "{% if msg['time.source'] %}src{% else %}{{ msg['time.observation'] }}{% endif %}<b>\n")
+            .unwrap();
+        let params = json!({"fields": {"extra.text": format!("file://{}", path.display())}});
+        let msg = run(params, json!({"time.observation": "2015-01-01T00:00:00+00:00"}));
+        assert_eq!(msg.get_str("extra.text"), Some("2015-01-01T00:00:00+00:00<b>"));
+    }
+
+    #[test]
+    fn bad_templates_are_refused_at_build() {
+        let params: JinjaExpertParams = serde_json::from_value(json!({"fields": {"comment": "{% if %}"}})).unwrap();
+        assert_eq!(JinjaExpertBot::build(params).err().unwrap().key, "fields.comment");
+    }
+}

@@ -1,0 +1,3 @@
+//! The `intelmq.bots.experts.jinja` module.
+
+pub mod expert;

@@ -1,0 +1,3 @@
+//! The `intelmq.bots.experts.maxmind_geoip` module.
+
+pub mod expert;

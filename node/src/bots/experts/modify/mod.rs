@@ -1,0 +1,3 @@
+//! The `intelmq.bots.experts.modify` module.
+
+pub mod expert;

@@ -1,0 +1,3 @@
+//! The `intelmq.bots.experts.recordedfuture_iprisk` module.
+
+pub mod expert;

@@ -1,0 +1,3 @@
+//! The `intelmq.bots.experts.remove_affix` module.
+
+pub mod expert;

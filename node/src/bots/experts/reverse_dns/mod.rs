@@ -1,0 +1,3 @@
+//! The `intelmq.bots.experts.reverse_dns` module.
+
+pub mod expert;

@@ -1,0 +1,3 @@
+//! The `intelmq.bots.experts.rfc1918` module.
+
+pub mod expert;

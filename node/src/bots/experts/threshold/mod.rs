@@ -1,0 +1,3 @@
+//! The `intelmq.bots.experts.threshold` module.
+
+pub mod expert;

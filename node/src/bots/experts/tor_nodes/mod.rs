@@ -1,0 +1,3 @@
+//! The `intelmq.bots.experts.tor_nodes` module.
+
+pub mod expert;

@@ -1,0 +1,3 @@
+//! The `intelmq.bots.experts.truncate_by_delimiter` module.
+
+pub mod expert;

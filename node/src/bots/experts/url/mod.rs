@@ -1,0 +1,3 @@
+//! The `intelmq.bots.experts.url` module.
+
+pub mod expert;

@@ -1,0 +1,3 @@
+//! The `intelmq.bots.experts.wait` module.
+
+pub mod expert;

@@ -1,0 +1,3 @@
+//! Parsers for AnubisNetworks feeds (IntelMQ `intelmq.bots.parsers.anubisnetworks`).
+
+pub mod parser;

@@ -1,0 +1,3 @@
+//! Blocklist.de feeds.
+
+pub mod parser;

@@ -1,0 +1,3 @@
+//! Parsers for Calidog feeds (IntelMQ `intelmq.bots.parsers.calidog`).
+
+pub mod parser_certstream;

@@ -1,0 +1,3 @@
+//! CERT-EU feeds.
+
+pub mod parser_csv;

@@ -1,0 +1,3 @@
+//! CINS Army feeds.
+
+pub mod parser;

@@ -1,0 +1,3 @@
+//! Parsers for CleanMX (IntelMQ `intelmq.bots.parsers.cleanmx`).
+
+pub mod parser;

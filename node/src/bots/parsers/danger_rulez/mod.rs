@@ -1,0 +1,3 @@
+//! Danger Rulez feeds.
+
+pub mod parser;

@@ -1,0 +1,3 @@
+//! Dataplane.org feeds.
+
+pub mod parser;

@@ -1,0 +1,4 @@
+//! DShield (SANS ISC) feeds.
+
+pub mod parser_asn;
+pub mod parser_block;

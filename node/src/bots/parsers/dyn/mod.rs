@@ -1,0 +1,3 @@
+//! DynDNS-hosted feeds (cAPTure's Ponmocup lists).
+
+pub mod parser;

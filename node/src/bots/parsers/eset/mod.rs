@@ -1,0 +1,3 @@
+//! Parsers for ESET feeds (IntelMQ `intelmq.bots.parsers.eset`).
+
+pub mod parser;

@@ -1,0 +1,3 @@
+//! Parsers for FireEye (IntelMQ `intelmq.bots.parsers.fireeye`).
+
+pub mod parser;

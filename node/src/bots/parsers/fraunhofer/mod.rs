@@ -1,0 +1,3 @@
+//! Parsers for Fraunhofer feeds (IntelMQ `intelmq.bots.parsers.fraunhofer`).
+
+pub mod parser_dga;

@@ -1,0 +1,3 @@
+//! Parsers for GitHub feeds (IntelMQ `intelmq.bots.parsers.github_feed`).
+
+pub mod parser;

@@ -1,0 +1,3 @@
+//! Parsers for Have I Been Pwned (IntelMQ `intelmq.bots.parsers.hibp`).
+
+pub mod parser_callback;

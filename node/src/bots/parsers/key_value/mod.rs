@@ -1,0 +1,3 @@
+//! The key-value parser (`intelmq.bots.parsers.key_value`): `key=value` log lines.
+
+pub mod parser;

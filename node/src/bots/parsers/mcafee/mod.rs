@@ -1,0 +1,3 @@
+//! Parsers for McAfee (IntelMQ `intelmq.bots.parsers.mcafee`).
+
+pub mod parser_atd;

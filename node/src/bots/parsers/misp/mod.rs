@@ -1,0 +1,3 @@
+//! Parsers for MISP (IntelMQ `intelmq.bots.parsers.misp`).
+
+pub mod parser;

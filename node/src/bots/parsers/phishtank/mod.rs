@@ -1,0 +1,3 @@
+//! Parsers for PhishTank (IntelMQ `intelmq.bots.parsers.phishtank`).
+
+pub mod parser;

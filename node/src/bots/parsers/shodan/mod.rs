@@ -1,0 +1,3 @@
+//! Parsers for Shodan (IntelMQ `intelmq.bots.parsers.shodan`).
+
+pub mod parser;

@@ -1,0 +1,3 @@
+//! SURBL feeds.
+
+pub mod parser;

@@ -1,0 +1,3 @@
+//! Parsers for Threatminer (IntelMQ `intelmq.bots.parsers.threatminer`).
+
+pub mod parser;

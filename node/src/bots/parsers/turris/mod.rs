@@ -1,0 +1,3 @@
+//! Turris (CZ.NIC) feeds.
+
+pub mod parser;

@@ -1,0 +1,3 @@
+//! Parsers for Twitter (IntelMQ `intelmq.bots.parsers.twitter`).
+
+pub mod parser;

@@ -1,0 +1,3 @@
+//! VXVault feeds.
+
+pub mod parser;

@@ -1,0 +1,3 @@
+//! Zone-H feeds.
+
+pub mod parser;

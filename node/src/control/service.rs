@@ -1,0 +1,399 @@
+//! [`ControlService`]: the gRPC service, a thin translation between the contract's messages and
+//! the runtime ([`NodeHandle`]) and [`super::ops`].
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use intelmq_proto::control::v1 as pb;
+use intelmq_proto::control::v1::control_server::Control;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::ops;
+use crate::bots::Level;
+use crate::runtime::{BotStatusInfo, Command, ControlError, NodeHandle, RunState, Selector};
+
+/// The control service of one node.
+#[derive(Clone)]
+pub struct ControlService {
+    node: NodeHandle,
+    /// Last (time, sent) per bot, for rates.
+    rates: Arc<Mutex<HashMap<String, (Instant, u64, f64)>>>,
+}
+
+impl ControlService {
+    pub fn new(node: NodeHandle) -> Self {
+        ControlService { node, rates: Arc::new(Mutex::new(HashMap::new())) }
+    }
+
+    async fn lifecycle(&self, cmd: Command, sel: Option<pb::BotSelector>) -> Result<Vec<pb::BotStatus>, Status> {
+        let sel = sel.map(|s| Selector { bot_id: s.bot_id, group: s.group }).unwrap_or_default();
+        let bots = self.node.control(cmd, sel).await?;
+        Ok(bots.into_iter().map(to_pb).collect())
+    }
+
+    fn stats(&self) -> Result<Vec<pb::BotStats>, Status> {
+        let botnet = self.node.botnet()?;
+        let mut rates = self.rates.lock().map_err(|_| Status::internal("rates lock poisoned"))?;
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for b in &botnet.bots {
+            let c = self.node.store.counters(&b.id).map_err(|e| Status::internal(e.to_string()))?;
+            let rate = match rates.get(&b.id) {
+                Some((then, sent, last_rate)) => {
+                    let dt = now.duration_since(*then).as_secs_f64();
+                    if dt >= 0.5 {
+                        c.sent.saturating_sub(*sent) as f64 / dt
+                    } else {
+                        *last_rate
+                    }
+                }
+                None => 0.0,
+            };
+            let keep = rates.get(&b.id).is_some_and(|(then, _, _)| now.duration_since(*then).as_secs_f64() < 0.5);
+            if !keep {
+                rates.insert(b.id.clone(), (now, c.sent, rate));
+            }
+            out.push(pb::BotStats {
+                bot_id: b.id.clone(),
+                state: String::new(),
+                received: c.received,
+                sent: c.sent,
+                dumped: c.dumped,
+                retries: c.retries,
+                rate,
+                queue_size: b.source_queue.as_ref().map(|q| self.node.store.queue_len(q)).unwrap_or(0),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn stats_with_states(&self) -> Result<(u64, Vec<pb::BotStats>), Status> {
+        let mut stats = self.stats()?;
+        let states = self.node.control(Command::Status, Selector::default()).await?;
+        for s in &mut stats {
+            if let Some(st) = states.iter().find(|b| b.bot_id == s.bot_id) {
+                s.state = st.state.as_str().to_string();
+            }
+        }
+        Ok((now_ms(), stats))
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn to_pb(b: BotStatusInfo) -> pb::BotStatus {
+    let reason = match &b.state {
+        RunState::Failed(r) => r.clone(),
+        _ => String::new(),
+    };
+    pb::BotStatus {
+        bot_id: b.bot_id,
+        group: b.group,
+        module: b.module,
+        node: b.node,
+        state: b.state.as_str().to_string(),
+        reason,
+        enabled: b.enabled,
+    }
+}
+
+fn dump_to_pb(id: u64, e: crate::store::DumpEntry) -> pb::DumpEntry {
+    pb::DumpEntry {
+        id,
+        bot_id: e.bot_id,
+        source_queue: e.source_queue.unwrap_or_default(),
+        time: e.time,
+        traceback: e.traceback,
+        message: e.message,
+        message_type: e.message_type.unwrap_or_default(),
+    }
+}
+
+fn known_bot(node: &NodeHandle, bot_id: &str) -> Result<(), Status> {
+    if node.botnet()?.bot(bot_id).is_some() {
+        Ok(())
+    } else {
+        Err(ControlError::UnknownBot(bot_id.to_string()).into())
+    }
+}
+
+type StatsStream = Pin<Box<dyn Stream<Item = Result<pb::WatchStatsResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Control for ControlService {
+    async fn start_bot(&self, r: Request<pb::StartBotRequest>) -> Result<Response<pb::StartBotResponse>, Status> {
+        let bots = self.lifecycle(Command::Start, r.into_inner().selector).await?;
+        Ok(Response::new(pb::StartBotResponse { bots }))
+    }
+
+    async fn stop_bot(&self, r: Request<pb::StopBotRequest>) -> Result<Response<pb::StopBotResponse>, Status> {
+        let bots = self.lifecycle(Command::Stop, r.into_inner().selector).await?;
+        Ok(Response::new(pb::StopBotResponse { bots }))
+    }
+
+    async fn restart_bot(&self, r: Request<pb::RestartBotRequest>) -> Result<Response<pb::RestartBotResponse>, Status> {
+        let bots = self.lifecycle(Command::Restart, r.into_inner().selector).await?;
+        Ok(Response::new(pb::RestartBotResponse { bots }))
+    }
+
+    async fn reload_bot(&self, r: Request<pb::ReloadBotRequest>) -> Result<Response<pb::ReloadBotResponse>, Status> {
+        let bots = self.lifecycle(Command::Reload, r.into_inner().selector).await?;
+        Ok(Response::new(pb::ReloadBotResponse { bots }))
+    }
+
+    async fn get_status(&self, r: Request<pb::GetStatusRequest>) -> Result<Response<pb::GetStatusResponse>, Status> {
+        let bots = self.lifecycle(Command::Status, r.into_inner().selector).await?;
+        Ok(Response::new(pb::GetStatusResponse { bots }))
+    }
+
+    async fn enable_bot(&self, r: Request<pb::EnableBotRequest>) -> Result<Response<pb::EnableBotResponse>, Status> {
+        let b = self.node.set_enabled(&r.into_inner().bot_id, true).await?;
+        Ok(Response::new(pb::EnableBotResponse { bot: Some(to_pb(b)) }))
+    }
+
+    async fn disable_bot(&self, r: Request<pb::DisableBotRequest>) -> Result<Response<pb::DisableBotResponse>, Status> {
+        let b = self.node.set_enabled(&r.into_inner().bot_id, false).await?;
+        Ok(Response::new(pb::DisableBotResponse { bot: Some(to_pb(b)) }))
+    }
+
+    async fn list_bots(&self, r: Request<pb::ListBotsRequest>) -> Result<Response<pb::ListBotsResponse>, Status> {
+        let r = r.into_inner();
+        if !r.configured {
+            let catalogue = crate::bots::registry::catalogue().to_string();
+            return Ok(Response::new(pb::ListBotsResponse { catalogue_json: catalogue, bots: Vec::new() }));
+        }
+        let botnet = self.node.botnet()?;
+        let local = botnet.node.node_id.clone();
+        let bots = botnet
+            .bots
+            .iter()
+            .filter(|b| !r.enabled_only || b.enabled)
+            .map(|b| {
+                let mut params = b.params.clone();
+                if let Some(q) = &b.source_queue {
+                    params.insert("source_queue".into(), serde_json::Value::String(q.clone()));
+                }
+                params.insert(
+                    "destination_queues".into(),
+                    serde_json::to_value(&b.destination_queues).unwrap_or(serde_json::Value::Null),
+                );
+                pb::ConfiguredBot {
+                    bot_id: b.id.clone(),
+                    description: b.description.clone().unwrap_or_default(),
+                    group: crate::runtime::group_of(b).to_string(),
+                    module: b.module.clone(),
+                    enabled: b.enabled,
+                    node: b.node.clone().unwrap_or_else(|| local.clone()),
+                    parameters_json: serde_json::Value::Object(params).to_string(),
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::ListBotsResponse { catalogue_json: String::new(), bots }))
+    }
+
+    async fn list_queues(&self, r: Request<pb::ListQueuesRequest>) -> Result<Response<pb::ListQueuesResponse>, Status> {
+        let non_zero = r.into_inner().non_zero;
+        let botnet = self.node.botnet()?;
+        let sizes = ops::queue_sizes(&self.node)?;
+        let consumer = |q: &str| ops::consumer_of(&botnet, q).map(|c| c.id.clone()).unwrap_or_default();
+        let qs = |name: &str, size: u64| pb::QueueSize { name: name.to_string(), size, consumer: consumer(name) };
+        let mut bots = Vec::new();
+        let mut all: Vec<pb::QueueSize> = Vec::new();
+        let mut total = 0;
+        for (id, src, dst) in sizes {
+            let source_queue = src.filter(|(_, n)| !non_zero || *n > 0).map(|(q, n)| qs(&q, n));
+            let destination_queues: Vec<pb::QueueSize> =
+                dst.into_iter().filter(|(_, n)| !non_zero || *n > 0).map(|(q, n)| qs(&q, n)).collect();
+            for q in source_queue.iter().chain(destination_queues.iter()) {
+                if !all.iter().any(|a| a.name == q.name) {
+                    total += q.size;
+                    all.push(q.clone());
+                }
+            }
+            if non_zero && source_queue.is_none() && destination_queues.is_empty() {
+                continue;
+            }
+            bots.push(pb::BotQueues { bot_id: id, source_queue, destination_queues });
+        }
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Response::new(pb::ListQueuesResponse { bots, queues: all, total }))
+    }
+
+    async fn clear_queue(&self, r: Request<pb::ClearQueueRequest>) -> Result<Response<pb::ClearQueueResponse>, Status> {
+        let queue = r.into_inner().queue;
+        let cleared = ops::clear_queue(&self.node, &queue)?;
+        Ok(Response::new(pb::ClearQueueResponse { queue, cleared }))
+    }
+
+    async fn get_log(&self, r: Request<pb::GetLogRequest>) -> Result<Response<pb::GetLogResponse>, Status> {
+        let r = r.into_inner();
+        known_bot(&self.node, &r.bot_id)?;
+        let level = if r.level.is_empty() {
+            Level::Info
+        } else {
+            Level::parse(&r.level).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "unknown log level `{}` (DEBUG, INFO, WARNING, ERROR, CRITICAL)",
+                    r.level
+                ))
+            })?
+        };
+        let lines = if r.lines == 0 { 10 } else { r.lines };
+        let root = self.node.botnet()?.root;
+        let records = ops::read_log(&root, &r.bot_id, lines, level)?;
+        let lines = records
+            .into_iter()
+            .map(|l| pb::LogLine {
+                date: l.date,
+                bot_id: l.bot_id,
+                thread_id: l.thread_id,
+                log_level: l.log_level,
+                message: l.message,
+                extended_message: l.extended_message,
+            })
+            .collect();
+        Ok(Response::new(pb::GetLogResponse { lines }))
+    }
+
+    async fn check(&self, _r: Request<pb::CheckRequest>) -> Result<Response<pb::CheckResponse>, Status> {
+        let root = self.node.botnet()?.root;
+        let mut lines = ops::check(&root, Some(&self.node));
+        for b in self.node.control(Command::Status, Selector::default()).await? {
+            if let RunState::Failed(reason) = &b.state {
+                lines.push(("warning".into(), format!("Bot {:?} has failed: {reason}.", b.bot_id)));
+            }
+        }
+        let status = if lines.iter().any(|(l, _)| l == "error") { "error" } else { "success" };
+        Ok(Response::new(pb::CheckResponse {
+            status: status.to_string(),
+            lines: lines.into_iter().map(|(level, message)| pb::CheckLine { level, message }).collect(),
+        }))
+    }
+
+    async fn run_bot(&self, r: Request<pb::RunBotRequest>) -> Result<Response<pb::RunBotResponse>, Status> {
+        let r = r.into_inner();
+        let message = if r.message_json.trim().is_empty() {
+            None
+        } else {
+            serde_json::from_str::<serde_json::Value>(&r.message_json)
+                .map_err(|e| Status::invalid_argument(format!("the message is not JSON: {e}")))?;
+            Some(r.message_json.into_bytes())
+        };
+        let run = self.node.run_once(&r.bot_id, message, r.dryrun).await?;
+        let sent = run
+            .sent
+            .into_iter()
+            .map(|(path, queues, json)| pb::SentMessage {
+                path,
+                queues,
+                message_json: if r.show_sent { json } else { String::new() },
+            })
+            .collect();
+        Ok(Response::new(pb::RunBotResponse {
+            input_json: run.input,
+            sent,
+            acknowledged: run.acknowledged,
+            log: run.log,
+            error: run.error.unwrap_or_default(),
+        }))
+    }
+
+    async fn list_dumps(&self, _r: Request<pb::ListDumpsRequest>) -> Result<Response<pb::ListDumpsResponse>, Status> {
+        let bots = ops::dump_counts(&self.node)?
+            .into_iter()
+            .map(|(bot_id, count)| pb::DumpCount { bot_id, count })
+            .collect();
+        Ok(Response::new(pb::ListDumpsResponse { bots }))
+    }
+
+    async fn show_dumps(&self, r: Request<pb::ShowDumpsRequest>) -> Result<Response<pb::ShowDumpsResponse>, Status> {
+        let r = r.into_inner();
+        known_bot(&self.node, &r.bot_id)?;
+        let entries = ops::dump_entries(&self.node, &r.bot_id, &r.ids)?;
+        Ok(Response::new(pb::ShowDumpsResponse { entries: entries.into_iter().map(|(i, e)| dump_to_pb(i, e)).collect() }))
+    }
+
+    async fn delete_dumps(&self, r: Request<pb::DeleteDumpsRequest>) -> Result<Response<pb::DeleteDumpsResponse>, Status> {
+        let r = r.into_inner();
+        known_bot(&self.node, &r.bot_id)?;
+        if !r.all && r.ids.is_empty() {
+            return Err(Status::invalid_argument("name the dump ids to delete, or all"));
+        }
+        let deleted = ops::delete_dumps(&self.node, &r.bot_id, &r.ids, r.all)?;
+        Ok(Response::new(pb::DeleteDumpsResponse { deleted }))
+    }
+
+    async fn recover_dumps(&self, r: Request<pb::RecoverDumpsRequest>) -> Result<Response<pb::RecoverDumpsResponse>, Status> {
+        let r = r.into_inner();
+        known_bot(&self.node, &r.bot_id)?;
+        if !r.all && r.ids.is_empty() {
+            return Err(Status::invalid_argument("name the dump ids to recover, or all"));
+        }
+        let ids = ops::recover_dumps(&self.node, &r.bot_id, &r.ids, r.all, &r.queue)?;
+        self.node.wake(&self.node.botnet()?.queues());
+        Ok(Response::new(pb::RecoverDumpsResponse { recovered: ids.len() as u64, ids }))
+    }
+
+    async fn update_dump(&self, r: Request<pb::UpdateDumpRequest>) -> Result<Response<pb::UpdateDumpResponse>, Status> {
+        let r = r.into_inner();
+        let (id, entry) = ops::update_dump(&self.node, r.id, &r.message)?;
+        Ok(Response::new(pb::UpdateDumpResponse { entry: Some(dump_to_pb(id, entry)) }))
+    }
+
+    async fn export_dumps(&self, r: Request<pb::ExportDumpsRequest>) -> Result<Response<pb::ExportDumpsResponse>, Status> {
+        let r = r.into_inner();
+        known_bot(&self.node, &r.bot_id)?;
+        Ok(Response::new(pb::ExportDumpsResponse { dump_json: ops::export_dumps(&self.node, &r.bot_id)? }))
+    }
+
+    async fn import_dumps(&self, r: Request<pb::ImportDumpsRequest>) -> Result<Response<pb::ImportDumpsResponse>, Status> {
+        let r = r.into_inner();
+        if !r.bot_id.is_empty() {
+            known_bot(&self.node, &r.bot_id)?;
+        }
+        let imported = ops::import_dumps(&self.node, &r.dump_json, &r.bot_id)?;
+        Ok(Response::new(pb::ImportDumpsResponse { imported }))
+    }
+
+    async fn inject_message(&self, r: Request<pb::InjectMessageRequest>) -> Result<Response<pb::InjectMessageResponse>, Status> {
+        let r = r.into_inner();
+        let size = ops::inject(&self.node, &r.queue, &r.message_json, &r.default_type)?;
+        // Wake the consumer: a running bot picks the message up at once.
+        self.node.wake(&[r.queue.clone()]);
+        Ok(Response::new(pb::InjectMessageResponse { queue: r.queue, size }))
+    }
+
+    async fn get_stats(&self, _r: Request<pb::GetStatsRequest>) -> Result<Response<pb::GetStatsResponse>, Status> {
+        let (timestamp_ms, bots) = self.stats_with_states().await?;
+        Ok(Response::new(pb::GetStatsResponse { timestamp_ms, bots }))
+    }
+
+    type WatchStatsStream = StatsStream;
+
+    async fn watch_stats(&self, r: Request<pb::WatchStatsRequest>) -> Result<Response<Self::WatchStatsStream>, Status> {
+        let every = Duration::from_millis(match r.into_inner().interval_ms {
+            0 => 1000,
+            n => n.max(100),
+        });
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let svc = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let item = svc
+                    .stats_with_states()
+                    .await
+                    .map(|(timestamp_ms, bots)| pb::WatchStatsResponse { timestamp_ms, bots });
+                if tx.send(item).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(every).await;
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+}
