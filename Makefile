@@ -11,7 +11,7 @@ export CARGO_TARGET_DIR
 DEMO_ROOT ?= $(CURDIR)/demo-root
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test deps build clean-demo
+.PHONY: run test deps pydeps build clean-demo
 
 deps:
 	@missing=""; \
@@ -23,6 +23,14 @@ deps:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
+# The gRPC test from a non-Rust client needs Python's grpcio and grpcio-tools.
+pydeps:
+	@if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import grpc, grpc_tools' 2>/dev/null; then \
+		echo "make: installing grpcio and grpcio-tools for the Python gRPC test"; \
+		python3 -m pip install -q grpcio grpcio-tools 2>/dev/null \
+		|| (DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-grpcio python3-grpc-tools); \
+	fi
+
 build: deps
 	$(CARGO) build --release --workspace --bins
 
@@ -30,7 +38,8 @@ run: build
 	rm -rf "$(DEMO_ROOT)" && mkdir -p "$(DEMO_ROOT)" && cp -r etc "$(DEMO_ROOT)/etc"
 	"$(CARGO_TARGET_DIR)/release/intelmq-node" --root "$(DEMO_ROOT)" --until-idle
 
-test: deps
+test: deps pydeps
+	$(CARGO) build --release --workspace --bins
 	$(CARGO) test --release --workspace --no-fail-fast
 
 clean-demo:

@@ -4,8 +4,8 @@
 use serde_json::{json, Map, Value};
 
 use intelmq_proto::control::v1::{
-    BotSelector, BotStatus, DisableBotRequest, EnableBotRequest, GetStatusRequest, ReloadBotRequest,
-    RestartBotRequest, RunBotRequest, RunBotResponse, StartBotRequest, StopBotRequest,
+    BotSelector, BotStatus, DisableBotRequest, EnableBotRequest, GetStatusRequest, ReloadBotRequest, RestartBotRequest,
+    RunBotRequest, RunBotResponse, StartBotRequest, StopBotRequest,
 };
 
 use crate::cli::{Lifecycle, Selector};
@@ -221,7 +221,10 @@ mod tests {
 
     #[test]
     fn stop_succeeds_when_nothing_runs_any_more() {
-        assert_eq!(lifecycle_exit(Lifecycle::Stop, false, &[st("a", "stopped"), st("b", "disabled"), st("c", "failed")]), 0);
+        assert_eq!(
+            lifecycle_exit(Lifecycle::Stop, false, &[st("a", "stopped"), st("b", "disabled"), st("c", "failed")]),
+            0
+        );
         assert_eq!(lifecycle_exit(Lifecycle::Stop, true, &[st("a", "running")]), 1);
         assert_eq!(lifecycle_exit(Lifecycle::Reload, true, &[st("a", "stopped")]), 1);
     }
@@ -262,7 +265,8 @@ mod tests {
         let mut failed = response();
         failed.sent.clear();
         failed.error = "invalid value for source.ip".into();
-        assert!(run_text("e", &failed, false, false).ends_with("Bot e failed on the message: invalid value for source.ip\n"));
+        assert!(run_text("e", &failed, false, false)
+            .ends_with("Bot e failed on the message: invalid value for source.ip\n"));
     }
 
     #[test]

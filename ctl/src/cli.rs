@@ -42,7 +42,7 @@ pub struct GlobalOpts {
     #[arg(long, global = true, value_name = "URL")]
     pub endpoint: Option<String>,
     /// File holding the bearer token sent to the node (default $INTELMQ_CTL_TOKEN_FILE).
-    #[arg(long, global = true, value_name = "FILE", env = "INTELMQ_CTL_TOKEN_FILE")]
+    #[arg(long, global = true, value_name = "FILE", env = "INTELMQ_CTL_TOKEN_FILE", hide_env_values = true)]
     pub token_file: Option<PathBuf>,
     /// Print IntelMQ's JSON result shapes (indent 4) instead of text.
     #[arg(long, global = true)]
@@ -448,7 +448,11 @@ impl Command {
             },
             Command::Bot(BotCommand::List(l)) => {
                 if l.available {
-                    Action::ListBots { listing: BotListing::Catalogue, selector: Selector::default(), enabled_only: false }
+                    Action::ListBots {
+                        listing: BotListing::Catalogue,
+                        selector: Selector::default(),
+                        enabled_only: false,
+                    }
                 } else {
                     Action::ListBots {
                         listing: BotListing::Detailed,
@@ -494,21 +498,17 @@ impl Command {
                 DumpCommand::List => Action::DumpList,
                 DumpCommand::Show(s) => Action::DumpShow { bot_id: s.bot_id, ids: s.ids, truncate: s.truncate },
                 DumpCommand::Delete(w) => Action::DumpDelete { bot_id: w.bot_id, ids: w.ids, all: w.all },
-                DumpCommand::Recover(r) => Action::DumpRecover {
-                    bot_id: r.which.bot_id,
-                    ids: r.which.ids,
-                    all: r.which.all,
-                    queue: r.queue,
-                },
+                DumpCommand::Recover(r) => {
+                    Action::DumpRecover { bot_id: r.which.bot_id, ids: r.which.ids, all: r.which.all, queue: r.queue }
+                }
                 DumpCommand::Edit(e) => {
                     let (bot_id, id) = match e.args.as_slice() {
                         [id] => (None, id),
                         [bot, id] => (Some(bot.clone()), id),
                         _ => return Err(UsageError("`dump edit` takes `[BOT] ID`".into())),
                     };
-                    let id = id
-                        .parse::<u64>()
-                        .map_err(|_| UsageError(format!("dump entry id `{id}` is not a number")))?;
+                    let id =
+                        id.parse::<u64>().map_err(|_| UsageError(format!("dump entry id `{id}` is not a number")))?;
                     Action::DumpEdit { bot_id, id }
                 }
                 DumpCommand::Export(x) => Action::DumpExport { bot_id: x.bot_id, file: x.file },
@@ -569,10 +569,7 @@ mod tests {
         };
         assert_eq!(action(&["stop", "--group", "parsers"]), g);
         assert_eq!(action(&["bot", "stop", "-g", "parsers"]), g);
-        assert_eq!(
-            action(&["status"]),
-            Action::Lifecycle { verb: Lifecycle::Status, selector: Selector::default() }
-        );
+        assert_eq!(action(&["status"]), Action::Lifecycle { verb: Lifecycle::Status, selector: Selector::default() });
         assert!(rejected(&["start", "file-output", "--group", "outputs"]));
     }
 
@@ -590,12 +587,8 @@ mod tests {
 
     #[test]
     fn flat_run_needs_process_and_matches_bot_run() {
-        let want = Action::Run {
-            bot_id: "taxonomy-expert".into(),
-            dryrun: true,
-            show_sent: true,
-            msg: Some("{}".into()),
-        };
+        let want =
+            Action::Run { bot_id: "taxonomy-expert".into(), dryrun: true, show_sent: true, msg: Some("{}".into()) };
         assert_eq!(action(&["run", "taxonomy-expert", "process", "--dryrun", "--show-sent", "--msg", "{}"]), want);
         assert_eq!(action(&["run", "taxonomy-expert", "process", "-d", "-s", "-m", "{}"]), want);
         assert_eq!(action(&["bot", "run", "taxonomy-expert", "--dryrun", "--show-sent", "--msg", "{}"]), want);
@@ -720,7 +713,8 @@ mod tests {
         let cli = Cli::try_parse_from(["intelmqctl", "status", "--json", "--socket", "/tmp/s"]).expect("parses");
         assert!(cli.global.json());
         assert_eq!(cli.global.socket.as_deref(), Some(std::path::Path::new("/tmp/s")));
-        let cli = Cli::try_parse_from(["intelmqctl", "--type", "json", "--root", "/r", "list", "queues"]).expect("parses");
+        let cli =
+            Cli::try_parse_from(["intelmqctl", "--type", "json", "--root", "/r", "list", "queues"]).expect("parses");
         assert!(cli.global.json());
         assert_eq!(cli.global.root.as_deref(), Some(std::path::Path::new("/r")));
         let cli = Cli::try_parse_from(["intelmqctl", "-t", "text", "status"]).expect("parses");

@@ -48,11 +48,13 @@ pub struct Ctx {
 pub struct CtlError {
     pub code: u8,
     pub message: String,
+    /// The node answered NOT_FOUND.
+    pub not_found: bool,
 }
 
 impl CtlError {
     pub fn new(code: u8, message: impl Into<String>) -> Self {
-        CtlError { code, message: one_line(&message.into()) }
+        CtlError { code, message: one_line(&message.into()), not_found: false }
     }
     pub fn usage(message: impl Into<String>) -> Self {
         CtlError::new(EXIT_USAGE, message)
@@ -62,7 +64,7 @@ impl CtlError {
     }
     /// Whether the node answered NOT_FOUND (exit code 2 from a gRPC status).
     pub fn is_not_found(&self) -> bool {
-        self.code == EXIT_USAGE && self.message.starts_with(NOT_FOUND_PREFIX)
+        self.not_found
     }
 }
 
@@ -74,14 +76,12 @@ impl fmt::Display for CtlError {
 
 impl std::error::Error for CtlError {}
 
-const NOT_FOUND_PREFIX: &str = "not found: ";
-
 impl From<Status> for CtlError {
     fn from(s: Status) -> Self {
         let msg = if s.message().is_empty() { s.code().description().to_string() } else { s.message().to_string() };
         match s.code() {
-            Code::NotFound => CtlError::new(EXIT_USAGE, format!("{NOT_FOUND_PREFIX}{msg}")),
-            Code::InvalidArgument => CtlError::new(EXIT_USAGE, format!("invalid argument: {msg}")),
+            Code::NotFound => CtlError { not_found: true, ..CtlError::new(EXIT_USAGE, msg) },
+            Code::InvalidArgument => CtlError::new(EXIT_USAGE, msg),
             Code::OutOfRange => CtlError::new(EXIT_USAGE, format!("out of range: {msg}")),
             Code::AlreadyExists => CtlError::new(EXIT_USAGE, format!("already exists: {msg}")),
             Code::Unauthenticated => CtlError::new(EXIT_AUTH, format!("authentication failed: {msg}")),
@@ -244,17 +244,17 @@ mod tests {
             Target::Socket("/srv/i/var/run/control.sock".into())
         );
         g.root = Some("/r".into());
-        assert_eq!(
-            resolve_target(&g, None, Some("/srv/i".into())),
-            Target::Socket("/r/var/run/control.sock".into())
-        );
+        assert_eq!(resolve_target(&g, None, Some("/srv/i".into())), Target::Socket("/r/var/run/control.sock".into()));
     }
 
     #[test]
     fn flags_beat_the_endpoint_variable() {
         let mut g = opts();
         assert_eq!(resolve_target(&g, Some("http://n1:50051".into()), None), Target::Tcp("http://n1:50051".into()));
-        assert_eq!(resolve_target(&g, Some("  ".into()), None), Target::Socket("/opt/intelmq/var/run/control.sock".into()));
+        assert_eq!(
+            resolve_target(&g, Some("  ".into()), None),
+            Target::Socket("/opt/intelmq/var/run/control.sock".into())
+        );
         g.socket = Some("/tmp/c.sock".into());
         assert_eq!(resolve_target(&g, Some("http://n1:50051".into()), None), Target::Socket("/tmp/c.sock".into()));
         let mut g = opts();
@@ -275,7 +275,7 @@ mod tests {
         assert_eq!(code(Code::Internal), EXIT_FAILED);
         let e = CtlError::from(Status::not_found("unknown bot `nope`"));
         assert!(e.is_not_found());
-        assert_eq!(e.message, "not found: unknown bot `nope`");
+        assert_eq!(e.message, "unknown bot `nope`");
         assert!(!CtlError::from(Status::invalid_argument("bad")).is_not_found());
     }
 

@@ -67,7 +67,12 @@ pub async fn recover(
 ) -> Result<u8, CtlError> {
     let r = ctx
         .client
-        .recover_dumps(RecoverDumpsRequest { bot_id: bot_id.clone(), ids, all, queue: queue.clone().unwrap_or_default() })
+        .recover_dumps(RecoverDumpsRequest {
+            bot_id: bot_id.clone(),
+            ids,
+            all,
+            queue: queue.clone().unwrap_or_default(),
+        })
         .await?
         .into_inner();
     if ctx.json {
@@ -96,7 +101,7 @@ async fn find_entry(ctx: &mut Ctx, bot_id: Option<String>, id: u64) -> Result<Du
             return Ok(e);
         }
     }
-    Err(CtlError::usage(format!("not found: no dump entry with id {id}")))
+    Err(CtlError { not_found: true, ..CtlError::usage(format!("no dump entry {id}")) })
 }
 
 /// The text an operator edits: the message pretty-printed, or the decoded bytes of a base64 entry.
@@ -153,19 +158,23 @@ pub async fn edit(ctx: &mut Ctx, bot_id: Option<String>, id: u64) -> Result<u8, 
     };
     if after.trim() == before.trim() {
         let _ = std::fs::remove_file(&file);
-        emit(&if ctx.json { to_json(&dump_entries_json(&[entry])[0]) } else { format!("Dump entry {id} is unchanged.\n") });
+        emit(&if ctx.json {
+            to_json(&dump_entries_json(&[entry])[0])
+        } else {
+            format!("Dump entry {id} is unchanged.\n")
+        });
         return Ok(EXIT_OK);
     }
     let message: Value = match serde_json::from_str(&after) {
         Ok(v @ Value::Object(_)) => v,
         Ok(_) => {
-            return Err(CtlError::usage(format!(
-                "the edited message is not a JSON object; kept in {}",
-                file.display()
-            )))
+            return Err(CtlError::usage(format!("the edited message is not a JSON object; kept in {}", file.display())))
         }
         Err(e) => {
-            return Err(CtlError::usage(format!("the edited message is not valid JSON ({e}); kept in {}", file.display())))
+            return Err(CtlError::usage(format!(
+                "the edited message is not valid JSON ({e}); kept in {}",
+                file.display()
+            )))
         }
     };
     let updated = ctx.client.update_dump(UpdateDumpRequest { id, message: message.to_string() }).await;
@@ -237,7 +246,13 @@ mod tests {
     use crate::client::EXIT_FAILED;
 
     fn entry(message: &str, message_type: &str) -> DumpEntry {
-        DumpEntry { id: 1, bot_id: "p".into(), message: message.into(), message_type: message_type.into(), ..Default::default() }
+        DumpEntry {
+            id: 1,
+            bot_id: "p".into(),
+            message: message.into(),
+            message_type: message_type.into(),
+            ..Default::default()
+        }
     }
 
     #[test]

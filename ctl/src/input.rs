@@ -45,9 +45,7 @@ pub fn messages_arg(flag: &str, arg: &str) -> Result<Vec<Value>, CtlError> {
 pub fn read_file(path: &Path) -> Result<String, CtlError> {
     if path == Path::new("-") {
         let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| CtlError::usage(format!("cannot read stdin: {e}")))?;
+        std::io::stdin().read_to_string(&mut s).map_err(|e| CtlError::usage(format!("cannot read stdin: {e}")))?;
         return Ok(s);
     }
     std::fs::read_to_string(path).map_err(|e| CtlError::usage(format!("cannot read {}: {e}", path.display())))

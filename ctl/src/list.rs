@@ -137,7 +137,10 @@ mod tests {
         assert_eq!(v[0]["parameters"], json!({"overwrite": false}));
         assert_eq!(v[0]["id"], json!("t"));
         let text = detailed_text(&[&b], &states);
-        assert_eq!(text.lines().nth(1), Some("t    Expert  disabled  no       local  intelmq.bots.experts.taxonomy.expert"));
+        assert_eq!(
+            text.lines().nth(1),
+            Some("t    Expert  disabled  no       local  intelmq.bots.experts.taxonomy.expert")
+        );
         assert!(detailed_text(&[&b], &[]).contains("unknown"));
     }
 }

@@ -94,7 +94,8 @@ fn precheck(action: &Action) -> Result<(), CtlError> {
 }
 
 async fn execute(global: &cli::GlobalOpts, action: Action) -> Result<u8, CtlError> {
-    let target = resolve_target(global, std::env::var("INTELMQ_CTL_ENDPOINT").ok(), std::env::var("INTELMQ_ROOT_DIR").ok());
+    let target =
+        resolve_target(global, std::env::var("INTELMQ_CTL_ENDPOINT").ok(), std::env::var("INTELMQ_ROOT_DIR").ok());
     precheck(&action)?;
     let token = global.token_file.as_deref().map(read_token).transpose()?;
     let client = connect(&target, token.as_deref()).await?;

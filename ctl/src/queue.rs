@@ -48,7 +48,10 @@ pub async fn clear(ctx: &mut Ctx, queue: String) -> Result<u8, CtlError> {
                 emit(&to_json(&json!("success")));
             } else {
                 let n = r.cleared;
-                emit(&format!("Queue {queue} cleared ({n} {} deleted).\n", if n == 1 { "message" } else { "messages" }));
+                emit(&format!(
+                    "Queue {queue} cleared ({n} {} deleted).\n",
+                    if n == 1 { "message" } else { "messages" }
+                ));
             }
             Ok(EXIT_OK)
         }

@@ -21,7 +21,8 @@ pub fn emit(text: &str) {
 /// JSON with an indent of 4, as IntelMQ's `json.dumps(result, indent=4)`.
 pub fn to_json(v: &Value) -> String {
     let mut buf = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(&mut buf, serde_json::ser::PrettyFormatter::with_indent(b"    "));
+    let mut ser =
+        serde_json::Serializer::with_formatter(&mut buf, serde_json::ser::PrettyFormatter::with_indent(b"    "));
     if v.serialize(&mut ser).is_err() {
         // Serialising a Value into memory cannot fail; keep a compact form just in case.
         return v.to_string();
@@ -67,13 +68,13 @@ impl Table {
         let header: Vec<String> = self.headers.iter().map(|h| h.to_string()).collect();
         for cells in std::iter::once(&header).chain(self.rows.iter()) {
             let mut line = String::new();
-            for i in 0..n {
+            for (i, (w, numeric)) in width.iter().zip(&self.numeric).enumerate() {
                 let cell = cells.get(i).map(String::as_str).unwrap_or("");
-                let pad = width[i].saturating_sub(cell.chars().count());
+                let pad = w.saturating_sub(cell.chars().count());
                 if i > 0 {
                     line.push_str("  ");
                 }
-                if self.numeric[i] {
+                if *numeric {
                     line.push_str(&" ".repeat(pad));
                     line.push_str(cell);
                 } else {
@@ -202,16 +203,20 @@ fn plural<'a>(n: u64, one: &'a str, many: &'a str) -> &'a str {
     }
 }
 
-/// The catalogue of available bots as a table (group, name, module).
+/// The catalogue of available bots as a table: group and module, and the name when the
+/// catalogue names bots other than by their module path.
 pub fn catalogue_text(catalogue: &Value) -> String {
-    let mut t = Table::new(&["GROUP", "NAME", "MODULE"]);
-    if let Some(groups) = catalogue.as_object() {
-        for (group, bots) in groups {
-            for (name, spec) in bots.as_object().into_iter().flatten() {
-                let module = spec.get("module").and_then(Value::as_str).unwrap_or("").to_string();
-                t.row(vec![group.clone(), name.clone(), module]);
-            }
+    let mut rows = Vec::new();
+    for (group, bots) in catalogue.as_object().into_iter().flatten() {
+        for (name, spec) in bots.as_object().into_iter().flatten() {
+            let module = spec.get("module").and_then(Value::as_str).unwrap_or("").to_string();
+            rows.push((group.clone(), name.clone(), module));
         }
+    }
+    let named = rows.iter().any(|(_, name, module)| name != module);
+    let mut t = Table::new(if named { &["GROUP", "NAME", "MODULE"] } else { &["GROUP", "MODULE"] });
+    for (group, name, module) in rows {
+        t.row(if named { vec![group, name, module] } else { vec![group, module] });
     }
     t.render()
 }
@@ -429,7 +434,11 @@ mod tests {
     fn queues_json_has_intelmq_shape() {
         let bots = vec![
             BotQueues { bot_id: "c".into(), source_queue: None, destination_queues: vec![q("p-queue", 2)] },
-            BotQueues { bot_id: "p".into(), source_queue: Some(q("p-queue", 2)), destination_queues: vec![q("o-queue", 0)] },
+            BotQueues {
+                bot_id: "p".into(),
+                source_queue: Some(q("p-queue", 2)),
+                destination_queues: vec![q("o-queue", 0)],
+            },
             BotQueues { bot_id: "o".into(), source_queue: Some(q("o-queue", 0)), destination_queues: vec![] },
         ];
         assert_eq!(
@@ -546,6 +555,9 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");
         assert!(lines[1].starts_with("Collector  File  intelmq.bots.collectors.file.collector_file"), "{text}");
+        let by_module =
+            json!({"Output": {"intelmq.bots.outputs.file.output": {"module": "intelmq.bots.outputs.file.output"}}});
+        assert_eq!(catalogue_text(&by_module), "GROUP   MODULE\nOutput  intelmq.bots.outputs.file.output\n");
     }
 
     fn entry(message: &str, message_type: &str) -> DumpEntry {
@@ -584,7 +596,16 @@ mod tests {
 
     #[test]
     fn stats_render_with_one_decimal_rate() {
-        let b = BotStats { bot_id: "p".into(), state: "running".into(), received: 10, sent: 9, dumped: 1, retries: 0, rate: 2.26, queue_size: 0 };
+        let b = BotStats {
+            bot_id: "p".into(),
+            state: "running".into(),
+            received: 10,
+            sent: 9,
+            dumped: 1,
+            retries: 0,
+            rate: 2.26,
+            queue_size: 0,
+        };
         let text = stats_text(std::slice::from_ref(&b));
         assert!(text.lines().nth(1).is_some_and(|l| l.starts_with("p    running") && l.contains(" 2.3 ")), "{text}");
         assert_eq!(stats_json(5, &[b])["bots"][0]["sent"], json!(9));

@@ -118,3 +118,170 @@ impl TestNode {
 pub fn services_required() -> bool {
     std::env::var("INTELMQ_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
 }
+
+/// What one `intelmqctl` run printed and returned.
+#[derive(Debug)]
+pub struct CtlOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CtlOutput {
+    /// stdout as JSON (panics with the whole output when it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
+    }
+
+    /// Asserts the exit code, showing the output otherwise.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "unexpected exit code: {self:#?}");
+        self
+    }
+}
+
+/// Runs the real `intelmqctl` against a node root (`--root`), without the caller's INTELMQ_* env.
+#[derive(Clone, Debug)]
+pub struct Ctl {
+    root: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Ctl {
+    pub fn new(root: &Path) -> Ctl {
+        Ctl { root: root.to_path_buf(), env: Vec::new() }
+    }
+
+    /// Sets an environment variable for every run.
+    pub fn env(mut self, key: &str, value: &str) -> Ctl {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// `intelmqctl <args> --root <root>`.
+    pub fn run(&self, args: &[&str]) -> CtlOutput {
+        let mut all: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+        all.push(std::ffi::OsStr::new("--root"));
+        all.push(self.root.as_os_str());
+        self.run_raw(&all)
+    }
+
+    /// `intelmqctl <args>` exactly as given.
+    pub fn run_raw<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> CtlOutput {
+        let mut c = Command::new(binary("intelmqctl"));
+        c.args(args).stdin(Stdio::null());
+        for k in ["INTELMQ_ROOT_DIR", "INTELMQ_CTL_ENDPOINT", "INTELMQ_CTL_TOKEN_FILE", "EDITOR", "VISUAL"] {
+            c.env_remove(k);
+        }
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        let out = c.output().expect("run intelmqctl");
+        CtlOutput {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// Polls `cond` every 25 ms until it holds; panics naming `what` after `timeout`.
+pub fn wait_for(what: &str, timeout: std::time::Duration, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}
+
+/// `intelmq-node --root R` running as a daemon; ready once its control socket accepts
+/// connections. Dropping it sends SIGTERM, waits, and kills it if it does not stop.
+pub struct DaemonNode {
+    pub node: TestNode,
+    child: Option<Child>,
+}
+
+impl DaemonNode {
+    /// Starts a daemon on the shipped `etc/`.
+    pub fn shipped() -> DaemonNode {
+        DaemonNode::start(TestNode::with_shipped_etc())
+    }
+
+    /// Starts a daemon on `node`'s root and waits for its control socket.
+    pub fn start(node: TestNode) -> DaemonNode {
+        let log = |name: &str| std::fs::File::create(node.root().join(name)).expect("create node log");
+        let child = node
+            .command(&[])
+            .stdout(log("node.stdout"))
+            .stderr(log("node.stderr"))
+            .spawn()
+            .expect("spawn intelmq-node");
+        let mut d = DaemonNode { node, child: Some(child) };
+        let socket = d.socket();
+        let start = std::time::Instant::now();
+        loop {
+            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+                break;
+            }
+            if let Some(status) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!(
+                    "intelmq-node exited with {status} before serving {}: {}",
+                    socket.display(),
+                    d.node.read("node.stderr")
+                );
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "{} did not accept connections within 60 s: {}",
+                socket.display(),
+                d.node.read("node.stderr")
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        d
+    }
+
+    pub fn root(&self) -> &Path {
+        self.node.root()
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.root().join("var/run/control.sock")
+    }
+
+    /// An `intelmqctl` runner for this node.
+    pub fn ctl(&self) -> Ctl {
+        Ctl::new(self.root())
+    }
+
+    /// Waits until the shipped pipeline has written every expected event and all queues are empty.
+    pub fn wait_idle(&self, expected_events: usize) {
+        let ctl = self.ctl();
+        wait_for("the pipeline to go idle", std::time::Duration::from_secs(60), || {
+            let lines = self.node.read("var/lib/bots/file-output/events.txt").lines().count();
+            let total = ctl.run(&["queue", "list", "--count", "--json"]);
+            lines >= expected_events && total.code == 0 && total.json()["total-messages"] == 0
+        });
+    }
+
+    /// Sends SIGTERM and waits for the node to exit; returns its exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_secs(15) {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+}
+
+impl Drop for DaemonNode {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -36,6 +36,11 @@ pub struct Wake;
 #[rtype(result = "()")]
 pub struct Stop;
 
+/// Answered once the actor has started (its start-up has run).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Ping;
+
 /// What a step ended with.
 enum Outcome {
     /// More input may be waiting.
@@ -147,6 +152,12 @@ impl BotActor {
 
     /// Puts `msg` into the queues of `path` (fan-out, or round-robin with `load_balance`).
     fn route(&mut self, step: &mut Step, path: &str, msg: &Message) -> usize {
+        if self.cfg.destination_queues.get(path).is_none_or(|q| q.is_empty()) {
+            // The debugger still shows what would go to a path that is not wired.
+            if let Some(log) = self.sent_log.as_mut() {
+                log.push((path.to_string(), Vec::new(), msg.to_wire()));
+            }
+        }
         let Some(queues) = self.cfg.destination_queues.get(path) else {
             if path != "_on_error" && !self.warned_paths.iter().any(|p| p == path) {
                 self.warned_paths.push(path.to_string());
@@ -652,6 +663,11 @@ impl BotActor {
         Ok(run)
     }
 
+    /// Runs the start hook outside the actor (offline runs).
+    pub fn start_offline(&mut self) -> Result<(), String> {
+        self.start_bot()
+    }
+
     /// The bot's start hook (outputs); its state writes commit before the first step.
     fn start_bot(&mut self) -> Result<(), String> {
         let store = self.store.clone();
@@ -800,4 +816,9 @@ impl Handler<Stop> for BotActor {
     fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
         self.stop_bot(ctx, None);
     }
+}
+
+impl Handler<Ping> for BotActor {
+    type Result = ();
+    fn handle(&mut self, _: Ping, _ctx: &mut Self::Context) {}
 }

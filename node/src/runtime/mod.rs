@@ -6,6 +6,7 @@
 mod bot_actor;
 mod build;
 mod log;
+mod offline;
 mod state;
 mod supervisor;
 
@@ -21,6 +22,7 @@ use actix::Recipient;
 pub use bot_actor::DebugRun;
 pub use build::{build, entry_of, validate, BuildError};
 pub use log::{format_line, BotLogger};
+pub use offline::{process_offline, OfflineRun};
 pub use supervisor::{group_of, BotStatusInfo, Command, ControlError, Selector};
 
 use crate::config::{Botnet, SyncMode};

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::bot_actor::{BotActor, DebugRun, Stop, Wake};
+use super::bot_actor::{BotActor, DebugRun, Ping, Stop, Wake};
 use super::log::BotLogger;
 use super::{build, open_store, BotShared, BotSummary, Mode, NodeHandle, RunState, RunSummary, Router};
 use crate::bots::{Bot, Level};
@@ -404,7 +404,8 @@ impl Handler<Control> for Supervisor {
             _ => Vec::new(),
         };
         let addrs: Vec<Addr<BotActor>> = stop_first.iter().filter_map(|i| self.bots[*i].addr.clone()).collect();
-        Box::pin(stop_all(addrs).into_actor(self).map(move |_, sup, _| {
+        let report = selected.clone();
+        let stopped = stop_all(addrs).into_actor(self).map(move |_, sup: &mut Supervisor, _| {
             for &i in &stop_first {
                 let b = &mut sup.bots[i];
                 b.addr = None;
@@ -418,11 +419,31 @@ impl Handler<Control> for Supervisor {
                     b.shared.set_state(state);
                 }
             }
+            let mut started = Vec::new();
             for &i in &restart_after {
                 sup.start(i)?;
+                started.extend(sup.bots[i].addr.clone());
             }
-            Ok(selected.iter().map(|i| sup.status_of(&sup.bots[*i])).collect())
-        }))
+            Ok::<_, ControlError>(started)
+        });
+        // Report once every started actor has run its start-up (so the state is settled).
+        Box::pin(
+            stopped
+                .then(|res, sup, _| {
+                    async move {
+                        let started = res?;
+                        for a in started {
+                            let _ = a.send(Ping).await;
+                        }
+                        Ok::<_, ControlError>(())
+                    }
+                    .into_actor(sup)
+                })
+                .map(move |res, sup, _| {
+                    res?;
+                    Ok(report.iter().map(|i| sup.status_of(&sup.bots[*i])).collect())
+                }),
+        )
     }
 }
 

@@ -35,9 +35,20 @@ pub mod turris;
 pub mod vxvault;
 pub mod zoneh;
 // mods:parsers-text
+pub mod cleanmx;
+pub mod fireeye;
+pub mod github_feed;
+pub mod hibp;
 pub mod html_table;
 pub mod malwareurl;
+pub mod mcafee;
+pub mod microsoft;
+pub mod misp;
+pub mod n6;
+pub mod phishtank;
+pub mod shodan;
 pub mod threatminer;
+pub mod twitter;
 // mods:parsers-markup
 
 use std::sync::Arc;

@@ -215,8 +215,13 @@ pub mod testing {
         let mut state = MemoryState::default();
         let mut log = MemoryLog::default();
         let root = std::path::PathBuf::from("/");
-        let mut ctx =
-            Context { bot_id: "test-parser", harmonization: &harmonization, root: &root, state: &mut state, log: &mut log };
+        let mut ctx = Context {
+            bot_id: "test-parser",
+            harmonization: &harmonization,
+            root: &root,
+            state: &mut state,
+            log: &mut log,
+        };
         run_parser(bot, &report, &ParserCommon::default(), &mut ctx).map_err(|e| e.to_string())
     }
 
@@ -242,6 +247,26 @@ mod tests {
         assert_eq!(py_splitlines("a\u{0c}b\u{2028}c"), vec!["a", "b", "c"]);
         assert!(py_splitlines("").is_empty());
         assert_eq!(py_splitlines("\n"), vec![""]);
+    }
+
+    #[test]
+    fn csv_dict_rows_keep_their_line_ending_and_comments_are_dropped() {
+        use crate::message::{Harmonization, MessageKind};
+
+        let mut report = Message::new(MessageKind::Report, Harmonization::builtin());
+        report.add("raw", "# note\r\n\"a\",\"b\"\r\n1,\"x,y\"\r\n2\r\n").unwrap();
+        let csv = CsvDictReport::read(&report, &["#"]).unwrap();
+        assert_eq!(csv.fieldnames, vec!["a", "b"]);
+        assert_eq!(csv.first_line, "\"a\",\"b\"");
+        assert_eq!(csv.line_ending, "\r\n");
+        assert_eq!(csv.rows.len(), 2);
+        assert_eq!(csv.rows[0].current_line, "1,\"x,y\"\r\n");
+        assert_eq!(csv.rows[0].text(&csv.fieldnames, "b").unwrap(), "x,y");
+        assert_eq!(csv.rows[1].current_line, "2");
+        assert_eq!(csv.rows[1].get(&csv.fieldnames, "b").unwrap(), None);
+        assert!(csv.rows[1].get(&csv.fieldnames, "c").is_err());
+        assert_eq!(csv.recover_line(&csv.rows[0]), "\"a\",\"b\"\n1,\"x,y\"\r\n");
+        assert_eq!(csv.recover_line_csv_dict(&csv.rows[0]), "a,b\r\n1,\"x,y\"");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::collections::HashSet;
 
 use chrono::{Duration, NaiveDateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::bots::experts::filter::expert::parse_relative;
 use crate::bots::registry::BuildBot;
@@ -302,7 +302,7 @@ impl ExpertBot for AggregateExpertBot {
 
 /// The stored groups, for inspection in tests.
 #[cfg(test)]
-fn stored_groups(state: &crate::bots::MemoryState) -> Map<String, Value> {
+fn stored_groups(state: &crate::bots::MemoryState) -> serde_json::Map<String, Value> {
     state
         .entries
         .iter()

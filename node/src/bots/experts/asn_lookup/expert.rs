@@ -195,7 +195,10 @@ mod tests {
     use crate::bots::experts::test_support::{event, harmonization};
     use crate::bots::{MemoryLog, MemoryState};
 
-    const DAT: &str = "; IP-ASN32-DAT file\n;\n93.184.216.0/24\t15133\n93.184.0.0/16\t1\n192.0.43.0/24\t40528\n2001:500:88::/48\t16876\n";
+    const DAT: &str = concat!(
+        "; IP-ASN32-DAT file\n;\n",
+        "93.184.216.0/24\t15133\n93.184.0.0/16\t1\n192.0.43.0/24\t40528\n2001:500:88::/48\t16876\n"
+    );
 
     fn run(bot: &mut AsnLookupExpertBot, root: &Path, fields: Value) -> Result<Message, BotError> {
         let h = harmonization();

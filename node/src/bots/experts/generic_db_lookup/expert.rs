@@ -8,9 +8,11 @@
 //! The connection is opened on the first event and re-opened after a connection error (the message
 //! is retried). Parameter and result types follow the table: the event value is converted to the
 //! column's type (bool, integers, floats, text); for a column of another type (inet, date, ...)
-//! the value is sent as text and cast by the server, and results are read in their text form. Only the `postgresql` engine is available (IntelMQ also knows `sqlite` and `mssql`), and
-//! only without TLS: `sslmode` must be `disable`, `allow` or `prefer` (this build has no TLS
-//! connector for PostgreSQL).
+//! the value is sent as text and cast by the server, and results are read in their text form.
+//! Only the `postgresql` engine is available (IntelMQ also knows `sqlite` and `mssql`), and only
+//! without TLS: `sslmode` must be `disable`, `allow` or `prefer` (this build has no TLS connector
+//! for PostgreSQL). A wrong table or column stops the bot; more than one matching row fails the
+//! message (IntelMQ raises a `ValueError`).
 
 use std::time::Duration;
 
@@ -183,7 +185,7 @@ fn column_value(row: &postgres::Row, i: usize) -> Result<Value, postgres::Error>
     })
 }
 
-/// The prepared lookup: the statement and the parameter types it takes.
+/// The prepared lookup (its parameter types say how to convert the event values).
 struct Prepared {
     statement: postgres::Statement,
 }
@@ -455,8 +457,10 @@ mod tests {
 
     impl Table {
         fn create(columns: &str, rows: &str) -> Table {
+            static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-            let name = format!("intelmq_rs_gdl_{}_{nanos}", std::process::id());
+            let name = format!("intelmq_rs_gdl_{}_{n}_{nanos}", std::process::id());
             let mut c = admin();
             c.batch_execute(&format!("CREATE TABLE \"{name}\" ({columns}); INSERT INTO \"{name}\" VALUES {rows};"))
                 .unwrap();

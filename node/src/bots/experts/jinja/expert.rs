@@ -5,11 +5,15 @@
 //!
 //! Rendering uses minijinja, which follows Jinja2 (no auto-escaping, the final newline is
 //! dropped, missing keys are undefined and render empty). Values print as minijinja prints them
-//! (booleans as `true`/`false`, where Python writes `True`/`False`).
+//! (booleans as `true`/`false`, where Python writes `True`/`False`). The Python methods templates
+//! commonly call are provided: `dict.items()/keys()/values()/get()` and `str.upper()/lower()/
+//! strip()/lstrip()/rstrip()/startswith()/endswith()/replace()/split()`. Map literals keep their
+//! order only when minijinja's `preserve_order` feature is on (else they iterate sorted).
 
 use std::collections::BTreeMap;
 
-use minijinja::{AutoEscape, Environment};
+use minijinja::value::ValueKind;
+use minijinja::{AutoEscape, Environment, Error, ErrorKind, State};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
@@ -52,6 +56,7 @@ impl BuildBot for JinjaExpertBot {
     fn build(params: JinjaExpertParams) -> Result<Self, ParamError> {
         let mut env = Environment::new();
         env.set_auto_escape_callback(|_| AutoEscape::None);
+        env.set_unknown_method_callback(python_method);
         let mut fields = Vec::with_capacity(params.fields.len());
         for (field, template) in &params.fields {
             let key = format!("fields.{field}");
@@ -68,6 +73,88 @@ impl BuildBot for JinjaExpertBot {
             fields.push(field.clone());
         }
         Ok(JinjaExpertBot { env, fields, overwrite: params.overwrite })
+    }
+}
+
+fn str_arg<'a>(args: &'a [minijinja::Value], i: usize, method: &str) -> Result<Option<&'a str>, Error> {
+    match args.get(i) {
+        None => Ok(None),
+        Some(v) if v.is_none() => Ok(None),
+        Some(v) => v
+            .as_str()
+            .map(Some)
+            .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("{method}() takes string arguments"))),
+    }
+}
+
+/// Python methods on maps and strings that Jinja2 templates call (minijinja has none of them).
+fn python_method(
+    _state: &State<'_, '_>,
+    value: &minijinja::Value,
+    method: &str,
+    args: &[minijinja::Value],
+) -> Result<minijinja::Value, Error> {
+    use minijinja::Value as V;
+    let unknown = || Error::new(ErrorKind::UnknownMethod, format!("{} has no method named {method}", value.kind()));
+    match value.kind() {
+        ValueKind::Map => {
+            let keys: Vec<V> = value.try_iter()?.collect();
+            match method {
+                "keys" => Ok(V::from(keys)),
+                "values" => Ok(V::from(keys.iter().map(|k| value.get_item(k)).collect::<Result<Vec<_>, _>>()?)),
+                "items" => Ok(V::from(
+                    keys.into_iter()
+                        .map(|k| value.get_item(&k).map(|v| V::from(vec![k, v])))
+                        .collect::<Result<Vec<_>, _>>()?,
+                )),
+                "get" => {
+                    let key =
+                        args.first().ok_or_else(|| Error::new(ErrorKind::MissingArgument, "get() needs a key"))?;
+                    let found = value.get_item(key)?;
+                    Ok(if found.is_undefined() { args.get(1).cloned().unwrap_or(V::from(())) } else { found })
+                }
+                _ => Err(unknown()),
+            }
+        }
+        ValueKind::String => {
+            let text = value.as_str().unwrap_or_default();
+            let chars = |i| str_arg(args, i, method);
+            let strip_set = |c: char, set: Option<&str>| match set {
+                Some(set) => set.contains(c),
+                None => c.is_whitespace(),
+            };
+            match method {
+                "upper" => Ok(V::from(text.to_uppercase())),
+                "lower" => Ok(V::from(text.to_lowercase())),
+                "strip" => {
+                    let set = chars(0)?;
+                    Ok(V::from(text.trim_matches(|c| strip_set(c, set))))
+                }
+                "lstrip" => {
+                    let set = chars(0)?;
+                    Ok(V::from(text.trim_start_matches(|c| strip_set(c, set))))
+                }
+                "rstrip" => {
+                    let set = chars(0)?;
+                    Ok(V::from(text.trim_end_matches(|c| strip_set(c, set))))
+                }
+                "startswith" => Ok(V::from(text.starts_with(chars(0)?.unwrap_or_default()))),
+                "endswith" => Ok(V::from(text.ends_with(chars(0)?.unwrap_or_default()))),
+                "replace" => {
+                    let (old, new) = (chars(0)?.unwrap_or_default(), chars(1)?.unwrap_or_default());
+                    Ok(V::from(text.replace(old, new)))
+                }
+                "split" => {
+                    let parts: Vec<V> = match chars(0)? {
+                        Some(sep) if !sep.is_empty() => text.split(sep).map(V::from).collect(),
+                        _ => text.split_whitespace().map(V::from).collect(),
+                    };
+                    Ok(V::from(parts))
+                }
+                _ => Err(unknown()),
+            }
+        }
+        _ => Err(unknown()),
     }
 }
 
@@ -130,6 +217,28 @@ mod tests {
         let params = json!({"fields": {"extra.text": format!("file://{}", path.display())}});
         let msg = run(params, json!({"time.observation": "2015-01-01T00:00:00+00:00"}));
         assert_eq!(msg.get_str("extra.text"), Some("2015-01-01T00:00:00+00:00<b>"));
+    }
+
+    #[test]
+    fn python_methods_work() {
+        let template = "{{ msg.items() | length }} {{ msg.get('x', 'd') }} {{ msg['feed.name'].strip('-').upper() }} {{ msg['feed.name'].split('-') | join('+') }}";
+        let msg = run(json!({"fields": {"comment": template}}), json!({"feed.name": "-a-b-"}));
+        assert_eq!(msg.get_str("comment"), Some("1 d A-B +a+b+"));
+    }
+
+    /// Needs minijinja's `preserve_order` feature (IntelMQ's ecs.j2 template relies on it).
+    #[test]
+    #[ignore = "needs minijinja's preserve_order feature in the workspace Cargo.toml"]
+    fn dict_literals_keep_their_order_and_whitespace_control_is_jinjas() {
+        let template = "{\n  \"t\": {{ msg['time.observation'] }},\n{%- set fields = { 'z.ip': 'source.ip', 'a.fqdn': 'source.fqdn', 'm.ip': 'destination.ip' } -%}\n{% for key, value in fields.items() %}\n{% if msg[value] %}  \"{{ key }}\": {{ msg[value] }}{% if not loop.last %},{% endif %}{% endif %}\n{%- endfor %}\n}\n";
+        let msg = run(
+            json!({"fields": {"extra.text": template}}),
+            json!({"time.observation": "2015-01-01T00:00:00+00:00", "source.ip": "192.0.2.1", "destination.ip": "192.0.2.2"}),
+        );
+        assert_eq!(
+            msg.get_str("extra.text"),
+            Some("{\n  \"t\": 2015-01-01T00:00:00+00:00,\n\n  \"z.ip\": 192.0.2.1,\n\n  \"m.ip\": 192.0.2.2\n}")
+        );
     }
 
     #[test]

@@ -141,7 +141,7 @@ impl Run<'_> {
                 let Some(value) = self.lookup(key) else {
                     return false;
                 };
-                let Some(addr) = value.as_str().and_then(|s| IpAddr::parse(s)) else {
+                let Some(addr) = value.as_str().and_then(IpAddr::parse) else {
                     let message = format!(
                         "Could not parse IP address {key}={} in {}.",
                         wire::python_str(&value),

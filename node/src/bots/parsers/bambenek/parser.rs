@@ -79,9 +79,8 @@ fn malware_name(last_column: &str) -> String {
 
 fn parse_line(line: &str, report: &Message, mut event: Message) -> Result<Message, BotError> {
     let value: Vec<&str> = line.split(',').collect();
-    let column = |i: usize| {
-        value.get(i).copied().ok_or_else(|| BotError::Invalid(format!("line `{line}` has no column {i}")))
-    };
+    let column =
+        |i: usize| value.get(i).copied().ok_or_else(|| BotError::Invalid(format!("line `{line}` has no column {i}")));
     event.add("event_description.text", column(1)?)?;
     event.add("event_description.url", column(3)?)?;
     event.add("raw", line)?;
@@ -158,6 +157,9 @@ mod tests {
         assert!(parsed.events.is_empty());
         assert_eq!(parsed.failed.len(), 1);
         assert!(parsed.failed[0].1.contains("unknown data feed"), "{}", parsed.failed[0].1);
-        assert_eq!(raw_text(&parsed.failed[0].0), "# comment\nexample.com,Domain used by x,2016-11-12,http://x/manual/x.txt");
+        assert_eq!(
+            raw_text(&parsed.failed[0].0),
+            "# comment\nexample.com,Domain used by x,2016-11-12,http://x/manual/x.txt"
+        );
     }
 }

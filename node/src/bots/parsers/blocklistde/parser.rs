@@ -23,12 +23,7 @@ const MAPPING: &[(&str, &str, Option<&str>, Option<&str>)] = &[
     ("imap.txt", "ids-alert", Some("imap"), Some("IP reported as having run attacks on the service IMAP, SASL, POP3")),
     ("ftp.txt", "ids-alert", Some("ftp"), Some("IP reported as having run attacks on the service FTP")),
     ("sip.txt", "ids-alert", Some("sip"), Some("IP reported as having run attacks on the service SIP, VOIP, Asterisk")),
-    (
-        "bots.txt",
-        "spam",
-        None,
-        Some("IP reported as having spammed on IRC, open forums, wikis or registration forms."),
-    ),
+    ("bots.txt", "spam", None, Some("IP reported as having spammed on IRC, open forums, wikis or registration forms.")),
     ("strongips.txt", "blacklist", None, Some("IP reported as having run attacks in last 2 months")),
     ("ircbot.txt", "infected-system", Some("irc"), None),
     (

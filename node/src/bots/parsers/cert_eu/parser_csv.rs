@@ -59,7 +59,11 @@ fn classification_type(feed_type: &str) -> &'static str {
 
 /// IntelMQ `event[key] = value`: add with overwrite.
 fn set(event: &mut Message, key: &str, value: &str) -> Result<(), BotError> {
-    event.add_with(key, Value::String(value.to_string()), AddOptions { overwrite: Some(true), ..AddOptions::default() })?;
+    event.add_with(
+        key,
+        Value::String(value.to_string()),
+        AddOptions { overwrite: Some(true), ..AddOptions::default() },
+    )?;
     Ok(())
 }
 
@@ -94,7 +98,11 @@ fn parse_row(csv: &CsvDictReport, row: &DictRow, mut event: Message) -> Result<M
     if !count.is_empty() {
         let count: i64 =
             count.trim().parse().map_err(|_| BotError::Invalid(format!("count `{count}` is not an integer")))?;
-        event.add_with("extra.count", Value::from(count), AddOptions { overwrite: Some(true), ..AddOptions::default() })?;
+        event.add_with(
+            "extra.count",
+            Value::from(count),
+            AddOptions { overwrite: Some(true), ..AddOptions::default() },
+        )?;
     }
     event.add("time.source", get("source time")?)?;
     event.add("source.geolocation.country", get("source country")?)?;
@@ -174,9 +182,8 @@ mod tests {
     #[test]
     fn unknown_types_are_other_and_unknown_versions_fail() {
         assert_eq!(classification_type("something new"), "other");
-        let raw = format!(
-            "{HEADER}\nRI,192.0.2.1,2019-04-01 03:13:20Z,,green,d,x,,,,,,,,,,,,,,,,,50,,,,,,2.0,,,,,,,,,,,,\n"
-        );
+        let raw =
+            format!("{HEADER}\nRI,192.0.2.1,2019-04-01 03:13:20Z,,green,d,x,,,,,,,,,,,,,,,,,50,,,,,,2.0,,,,,,,,,,,,\n");
         let parsed = run(&mut CertEUCSVParserBot, &[], &raw).unwrap();
         assert!(parsed.events.is_empty());
         assert_eq!(parsed.failed.len(), 1);

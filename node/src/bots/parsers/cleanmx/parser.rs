@@ -243,9 +243,11 @@ impl ParserBot for CleanmxParserBot {
         let (mapping, ctype) = if url.contains("xmlphishing") {
             (PHISHING, "phishing")
         } else if url.contains("xmlviruses") {
-            (VIRUS, "malware")
+            (VIRUS, "malware-distribution")
         } else {
-            return Err(BotError::Invalid(format!("unknown report: feed.url {url:?} is neither xmlphishing nor xmlviruses")));
+            return Err(BotError::Invalid(format!(
+                "unknown report: feed.url {url:?} is neither xmlphishing nor xmlviruses"
+            )));
         };
         let text = report_text(report)?;
         let document = Document::parse(&text).map_err(|e| BotError::Invalid(format!("cannot parse xml: {e}")))?;
@@ -266,7 +268,9 @@ mod tests {
 
     #[test]
     fn entries_are_serialised_like_elementtree() {
-        let doc = Document::parse("<r><entry a='x&amp;y'>\n\t<u><![CDATA[a&b]]></u>\n\t<e></e><!-- c -->\n</entry>\n</r>").unwrap();
+        let doc =
+            Document::parse("<r><entry a='x&amp;y'>\n\t<u><![CDATA[a&b]]></u>\n\t<e></e><!-- c -->\n</entry>\n</r>")
+                .unwrap();
         let entry = doc.descendants().find(|n| n.has_tag_name("entry")).unwrap();
         assert_eq!(et_tostring(entry), "<entry a=\"x&amp;y\">\n\t<u>a&amp;b</u>\n\t<e />\n</entry>\n");
     }

@@ -152,8 +152,7 @@ fn parse_line(line: &str, mut event: Message) -> Result<Message, BotError> {
     // An AS name may itself contain `|`: everything between the ASN and the fixed tail is the name.
     let name_end = columns.len() - tail;
     let name = columns[1..name_end].join("|");
-    let mut merged = vec![columns[0]];
-    merged.push(name.as_str());
+    let mut merged = vec![columns[0], name.as_str()];
     merged.extend(columns.drain(name_end..));
     let Some(&(_, type_, application, text)) = CATEGORY.iter().find(|(c, ..)| *c == category) else {
         return Err(BotError::Invalid(format!("unknown data feed `{category}`")));
@@ -210,8 +209,8 @@ mod tests {
     #[test]
     fn the_category_sets_type_and_the_first_word_is_the_as_name() {
         let raw = "# comment\n8560  |  ONEANDONE-AS Brauerstrasse 48,  |   192.0.2.8  |  2016-12-04 23:14:01  |  sipregistration\n";
-        let parsed = run(&mut DataplaneParserBot, &[("feed.url", "https://dataplane.org/sipregistration.txt")], raw)
-            .unwrap();
+        let parsed =
+            run(&mut DataplaneParserBot, &[("feed.url", "https://dataplane.org/sipregistration.txt")], raw).unwrap();
         let event = &parsed.events[0];
         assert_eq!(field(event, "classification.type"), json!("brute-force"));
         assert_eq!(field(event, "source.as_name"), json!("ONEANDONE-AS"));

@@ -31,7 +31,11 @@ impl BuildBot for DshieldBlockParserBot {
 
 /// IntelMQ `event[key] = value`: add with overwrite.
 fn set(event: &mut Message, key: &str, value: &str) -> Result<(), BotError> {
-    event.add_with(key, Value::String(value.to_string()), AddOptions { overwrite: Some(true), ..AddOptions::default() })?;
+    event.add_with(
+        key,
+        Value::String(value.to_string()),
+        AddOptions { overwrite: Some(true), ..AddOptions::default() },
+    )?;
     Ok(())
 }
 

@@ -37,7 +37,7 @@ fn split_nth<'s>(s: &'s str, sep: &str, index: usize) -> Result<&'s str, BotErro
 }
 
 /// The second event: the network indicator's destination (IntelMQ reads it from the XML text).
-fn network_event(raw: &str, indicator: &str, event: &mut Message) -> Result<(), BotError> {
+fn network_event(indicator: &str, event: &mut Message) -> Result<(), BotError> {
     let mut fqdn = String::new();
     let mut urlpath = String::new();
     for item in indicator.split("<IndicatorItem condition") {
@@ -89,7 +89,6 @@ fn network_event(raw: &str, indicator: &str, event: &mut Message) -> Result<(), 
             }
         }
     }
-    let _ = raw;
     Ok(())
 }
 
@@ -146,15 +145,18 @@ impl ParserBot for FireeyeParserBot {
                 out.event(event);
                 let data: Vec<&str> = raw.split("<Indicator id").collect();
                 split_nth(data[0], "\"alert_id\">", 1)?;
-                let indicator = data.get(2).ok_or_else(|| BotError::Invalid("alert has no nested indicator".to_string()))?;
+                let indicator =
+                    data.get(2).ok_or_else(|| BotError::Invalid("alert has no nested indicator".to_string()))?;
                 event = out.new_event();
                 if indicator.contains("Network") {
-                    let md5 = md5.clone().ok_or_else(|| BotError::Invalid("alert has no md5 before its sha256".to_string()))?;
+                    let md5 = md5
+                        .clone()
+                        .ok_or_else(|| BotError::Invalid("alert has no md5 before its sha256".to_string()))?;
                     event.add("classification.type", "malware-distribution")?;
                     event.add("raw", raw.as_str())?;
                     event.add("malware.hash.sha256", content.as_str())?;
                     event.add("malware.hash.md5", md5)?;
-                    network_event(&raw, indicator, &mut event)?;
+                    network_event(indicator, &mut event)?;
                     out.event(event);
                     event = out.new_event();
                 }

@@ -195,7 +195,12 @@ fn py_split(s: &str, sep: Option<&str>) -> Vec<String> {
 }
 
 impl ParserBot for HtmlTableParserBot {
-    fn parse(&mut self, report: &crate::message::Message, _ctx: &mut Context<'_>, out: &mut ParserOutput<'_>) -> Result<(), BotError> {
+    fn parse(
+        &mut self,
+        report: &crate::message::Message,
+        _ctx: &mut Context<'_>,
+        out: &mut ParserOutput<'_>,
+    ) -> Result<(), BotError> {
         let text = report_text(report)?;
         let soup = Soup::parse(&text);
         let tables: Vec<usize> = soup
@@ -206,8 +211,9 @@ impl ParserBot for HtmlTableParserBot {
                 Some((name, value)) => soup.attr(*t, name).is_some_and(|v| v.matches(value)),
             })
             .collect();
-        let table = py_index(&tables, self.table_index)
-            .ok_or_else(|| BotError::Invalid(format!("table index {} out of range ({} tables)", self.table_index, tables.len())))?;
+        let table = py_index(&tables, self.table_index).ok_or_else(|| {
+            BotError::Invalid(format!("table index {} out of range ({} tables)", self.table_index, tables.len()))
+        })?;
         let rows = soup.find_all(table, "tr");
         for row in rows.into_iter().skip(self.skip_rows) {
             let mut event = out.new_event();
@@ -228,7 +234,9 @@ impl ParserBot for HtmlTableParserBot {
                     if !self.split_column.is_empty() && *key == self.split_column {
                         let parts = py_split(&data, self.split_separator.as_deref());
                         data = py_index(&parts, self.split_index)
-                            .ok_or_else(|| BotError::Invalid(format!("split index {} out of range for {data:?}", self.split_index)))?
+                            .ok_or_else(|| {
+                                BotError::Invalid(format!("split index {} out of range for {data:?}", self.split_index))
+                            })?
                             .trim()
                             .to_string();
                     }

@@ -12,7 +12,11 @@ use std::sync::{LazyLock, Mutex};
 #[derive(Clone, Debug, PartialEq)]
 pub enum Token {
     /// `handle_starttag`, or `handle_startendtag` when `self_closing`.
-    StartTag { name: String, attrs: Vec<(String, Option<String>)>, self_closing: bool },
+    StartTag {
+        name: String,
+        attrs: Vec<(String, Option<String>)>,
+        self_closing: bool,
+    },
     EndTag(String),
     Data(String),
     Comment(String),
@@ -189,9 +193,10 @@ impl PyHtmlParser {
                     break;
                 }
             } else {
-                // Invariant: `j` stops only at `<` or `&`; anything else is plain text.
-                self.data(&raw[i..i + 1]);
-                i += 1;
+                // `j` stops only at `<` or `&`; anything else is plain text.
+                let len = raw[i..].chars().next().map_or(1, char::len_utf8);
+                self.data(&raw[i..i + len]);
+                i += len;
             }
         }
         if end && i < n && self.cdata_elem.is_none() {
@@ -515,7 +520,8 @@ pub fn py_splitlines(text: &str) -> Vec<&str> {
     let mut start = 0;
     let mut chars = text.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
-        let is_break = matches!(c, '\n' | '\r' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}');
+        let is_break =
+            matches!(c, '\n' | '\r' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}');
         if is_break {
             lines.push(&text[start..i]);
             let mut end = i + c.len_utf8();
@@ -546,13 +552,13 @@ pub fn py_strip(s: &str) -> &str {
 const LEGACY_ENTITIES: &[&str] = &[
     "AElig", "AMP", "Aacute", "Acirc", "Agrave", "Aring", "Atilde", "Auml", "COPY", "Ccedil", "ETH", "Eacute", "Ecirc",
     "Egrave", "Euml", "GT", "Iacute", "Icirc", "Igrave", "Iuml", "LT", "Ntilde", "Oacute", "Ocirc", "Ograve", "Oslash",
-    "Otilde", "Ouml", "QUOT", "REG", "THORN", "Uacute", "Ucirc", "Ugrave", "Uuml", "Yacute", "aacute", "acirc", "acute",
-    "aelig", "agrave", "amp", "aring", "atilde", "auml", "brvbar", "ccedil", "cedil", "cent", "copy", "curren", "deg",
-    "divide", "eacute", "ecirc", "egrave", "eth", "euml", "frac12", "frac14", "frac34", "gt", "iacute", "icirc", "iexcl",
-    "igrave", "iquest", "iuml", "laquo", "lt", "macr", "micro", "middot", "nbsp", "not", "ntilde", "oacute", "ocirc",
-    "ograve", "ordf", "ordm", "oslash", "otilde", "ouml", "para", "plusmn", "pound", "quot", "raquo", "reg", "sect",
-    "shy", "sup1", "sup2", "sup3", "szlig", "thorn", "times", "uacute", "ucirc", "ugrave", "uml", "uuml", "yacute", "yen",
-    "yuml",
+    "Otilde", "Ouml", "QUOT", "REG", "THORN", "Uacute", "Ucirc", "Ugrave", "Uuml", "Yacute", "aacute", "acirc",
+    "acute", "aelig", "agrave", "amp", "aring", "atilde", "auml", "brvbar", "ccedil", "cedil", "cent", "copy",
+    "curren", "deg", "divide", "eacute", "ecirc", "egrave", "eth", "euml", "frac12", "frac14", "frac34", "gt",
+    "iacute", "icirc", "iexcl", "igrave", "iquest", "iuml", "laquo", "lt", "macr", "micro", "middot", "nbsp", "not",
+    "ntilde", "oacute", "ocirc", "ograve", "ordf", "ordm", "oslash", "otilde", "ouml", "para", "plusmn", "pound",
+    "quot", "raquo", "reg", "sect", "shy", "sup1", "sup2", "sup3", "szlig", "thorn", "times", "uacute", "ucirc",
+    "ugrave", "uml", "uuml", "yacute", "yen", "yuml",
 ];
 
 /// The character(s) of the named reference `&name;` (HTML5 table), if it exists.
@@ -580,9 +586,9 @@ pub fn named_entity(name: &str) -> Option<String> {
 /// Windows-1252 for the C1 range (what Python maps `&#128;`..`&#159;` to).
 fn cp1252(n: u32) -> Option<char> {
     const TABLE: [u32; 32] = [
-        0x20AC, 0, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0, 0x017D, 0,
-        0, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0, 0x017E,
-        0x0178,
+        0x20AC, 0, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0, 0x017D,
+        0, 0, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0,
+        0x017E, 0x0178,
     ];
     if (0x80..0xA0).contains(&n) {
         let c = TABLE[(n - 0x80) as usize];
@@ -738,8 +744,8 @@ pub struct Soup {
 }
 
 const VOID_ELEMENTS: &[&str] = &[
-    "area", "base", "br", "col", "embed", "hr", "img", "input", "keygen", "link", "menuitem", "meta", "param", "source",
-    "track", "wbr", "basefont", "bgsound", "command", "frame", "image", "isindex", "nextid", "spacer",
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "keygen", "link", "menuitem", "meta", "param",
+    "source", "track", "wbr", "basefont", "bgsound", "command", "frame", "image", "isindex", "nextid", "spacer",
 ];
 
 fn is_void(name: &str) -> bool {
@@ -817,7 +823,9 @@ impl Builder {
         for (key, value) in attrs {
             let value = value.unwrap_or_default();
             let value = if is_list_attribute(name, &key) {
-                AttrValue::List(value.split(|c: char| c.is_whitespace()).filter(|s| !s.is_empty()).map(str::to_string).collect())
+                AttrValue::List(
+                    value.split(|c: char| c.is_whitespace()).filter(|s| !s.is_empty()).map(str::to_string).collect(),
+                )
             } else {
                 AttrValue::Single(value)
             };
@@ -998,10 +1006,8 @@ impl Soup {
         match &node.kind {
             NodeKind::Text { text, kind } => match kind {
                 StrKind::Navigable | StrKind::Special => {
-                    let parent_is_cdata = node
-                        .parent
-                        .and_then(|p| self.name(p))
-                        .is_some_and(|n| n == "script" || n == "style");
+                    let parent_is_cdata =
+                        node.parent.and_then(|p| self.name(p)).is_some_and(|n| n == "script" || n == "style");
                     if parent_is_cdata {
                         out.push_str(text);
                     } else {
@@ -1092,7 +1098,11 @@ mod tests {
         assert_eq!(
             p.tokens,
             vec![
-                Token::StartTag { name: "a".into(), attrs: vec![("href".into(), Some("x.php?q=1".into()))], self_closing: false },
+                Token::StartTag {
+                    name: "a".into(),
+                    attrs: vec![("href".into(), Some("x.php?q=1".into()))],
+                    self_closing: false
+                },
                 Token::Data("name".into()),
             ]
         );

@@ -206,12 +206,12 @@ impl ShadowserverParserBot {
         self.loaded = Some(loaded);
         if let Some(name) = &self.feedname {
             if schema.by_feed_name(name).is_some() {
-                ctx.log.log(Level::Info, &format!("Using fixed feed name {name:?} for parsing reports."));
+                ctx.log.log(Level::Info, &format!("Using fixed feed name '{name}' for parsing reports."));
             } else {
                 ctx.log.log(
                     Level::Info,
                     &format!(
-                        "Could not determine the feed by the feed name {name:?} given by parameter. Will determine the feed from the file names."
+                        "Could not determine the feed by the feed name '{name}' given by parameter. Will determine the feed from the file names."
                     ),
                 );
             }
@@ -240,7 +240,7 @@ impl ShadowserverParserBot {
             .and_then(|c| c.get(1))
             .map(|m| m.as_str())
             .ok_or_else(|| BotError::Invalid(format!("report's `extra.file_name` `{file_name}` is not valid")))?;
-        ctx.log.log(Level::Debug, &format!("Detected report's file name: {name:?}."));
+        ctx.log.log(Level::Debug, &format!("Detected report's file name: '{name}'."));
         schema.by_file_name(name).ok_or_else(|| {
             BotError::Invalid(format!("no report type for file name `{name}` in the shadowserver schema"))
         })
@@ -297,8 +297,10 @@ impl<'a> LineMapper<'a> {
             Some(Conversion::Unknown(_)) if optional => Ok(Some(Value::String(raw.to_string()))),
             Some(conversion) => conversion.apply(raw, &self.row).map_err(|e| {
                 BotError::Invalid(format!(
-                    "could not convert column `{}` in feed `{}`, value {raw:?}, with {conversion:?}: {e}",
-                    mapping.column, self.report_type.feed_name
+                    "could not convert column `{}` in feed `{}`, value {raw:?}, with `{}`: {e}",
+                    mapping.column,
+                    self.report_type.feed_name,
+                    conversion.name()
                 ))
             }),
         }
@@ -320,7 +322,7 @@ impl<'a> LineMapper<'a> {
                 Err(FieldError::InvalidKey { .. }) => log.push((
                     Level::Warning,
                     format!(
-                        "Key not found in IDF: {key:?} (column {:?}) in feed {:?}.",
+                        "Key not found in IDF: '{key}' (column '{}') in feed '{}'.",
                         mapping.column, self.report_type.feed_name
                     ),
                 )),
@@ -343,7 +345,7 @@ impl<'a> LineMapper<'a> {
             log.push((
                 Level::Warning,
                 format!(
-                    "Optional key {:?} not found in feed {:?}. Possible change in data format or misconfiguration.",
+                    "Optional key '{}' not found in feed '{}'. Possible change in data format or misconfiguration.",
                     mapping.column, self.report_type.feed_name
                 ),
             ));
@@ -368,7 +370,7 @@ impl<'a> LineMapper<'a> {
                     log.push((
                         Level::Debug,
                         format!(
-                            "Could not add key {:?} in feed {:?}, adding it to extras.",
+                            "Could not add key '{}' in feed '{}', adding it to extras.",
                             mapping.column, self.report_type.feed_name
                         ),
                     ));
@@ -594,7 +596,7 @@ mod tests {
             &report("timestamp,ip,port\n2020-01-01,192.0.2.1,1\n", Some("test_telnet.csv"), None),
         );
         assert_eq!(result.unwrap().events.len(), 1);
-        assert!(log.iter().any(|(l, m)| *l == Level::Warning && m.starts_with("Optional key \"banner\" not found")));
+        assert!(log.iter().any(|(l, m)| *l == Level::Warning && m == "Optional key 'banner' not found in feed 'Test-Accessible-Telnet'. Possible change in data format or misconfiguration."));
     }
 
     #[test]

@@ -101,6 +101,35 @@ impl Conversion {
         }
     }
 
+    /// The function's name in a schema.
+    pub fn name(&self) -> &str {
+        match self {
+            Conversion::AddUtcToTimestamp => "add_UTC_to_timestamp",
+            Conversion::ConvertBool => "convert_bool",
+            Conversion::ValidateToNone => "validate_to_none",
+            Conversion::ConvertInt => "convert_int",
+            Conversion::ConvertFloat => "convert_float",
+            Conversion::ConvertHttpHostAndUrl => "convert_http_host_and_url",
+            Conversion::InvalidateZero => "invalidate_zero",
+            Conversion::ValidateIp => "validate_ip",
+            Conversion::ValidateNetwork => "validate_network",
+            Conversion::ValidateFqdn => "validate_fqdn",
+            Conversion::ConvertDate => "convert_date",
+            Conversion::ConvertDateUtc => "convert_date_utc",
+            Conversion::ForceBase64 => "force_base64",
+            Conversion::ScanExchangeTaxonomy => "scan_exchange_taxonomy",
+            Conversion::ScanExchangeType => "scan_exchange_type",
+            Conversion::ScanExchangeIdentifier => "scan_exchange_identifier",
+            Conversion::CategoryOrDetail => "category_or_detail",
+            Conversion::ExtractCveFromTag => "extract_cve_from_tag",
+            Conversion::LegacyConvertHttpHostAndUrl => "legacy_convert_http_host_and_url",
+            Conversion::LegacyScanExchangeTaxonomy => "legacy_scan_exchange_taxonomy",
+            Conversion::LegacyScanExchangeType => "legacy_scan_exchange_type",
+            Conversion::LegacyScanExchangeIdentifier => "legacy_scan_exchange_identifier",
+            Conversion::Unknown(name) => name,
+        }
+    }
+
     /// Converts one cell. `Ok(None)`: no value (the field is not set). `Err`: the text the line
     /// fails with (IntelMQ re-raises conversion errors).
     pub fn apply(&self, value: &str, row: &Row<'_>) -> Result<Option<Value>, String> {
@@ -214,10 +243,7 @@ fn join_host_and_path(value: &str, host: &str, path: &str, row: &Row<'_>) -> Str
         Some(i) => &path[..i],
         None => path,
     };
-    let scheme = match row.get("application") {
-        Some(app @ ("http" | "https")) => app,
-        _ => "http",
-    };
+    let scheme = row.get("application").filter(|app| matches!(*app, "http" | "https")).unwrap_or("http");
     format!("{scheme}://{host}{path}")
 }
 
@@ -574,6 +600,9 @@ mod tests {
     #[test]
     fn unknown_conversions_are_kept_by_name_and_fail_when_applied() {
         assert_eq!(Conversion::from_name("nope"), Conversion::Unknown("nope".to_string()));
+        for name in ["add_UTC_to_timestamp", "legacy_scan_exchange_type", "extract_cve_from_tag", "nope"] {
+            assert_eq!(Conversion::from_name(name).name(), name);
+        }
         assert!(convert("nope", "x").is_err());
     }
 

@@ -38,7 +38,9 @@ impl BuildBot for SpamhausCERTParserBot {
 
 fn parse_line(line: &str, tempdata: &[String], mut event: Message) -> Result<Message, BotError> {
     let row: Vec<&str> = py_strip(line).split(',').map(py_strip).collect();
-    let col = |i: usize| row.get(i).copied().ok_or_else(|| BotError::Invalid(format!("line `{line}` has no column {}", i + 1)));
+    let col = |i: usize| {
+        row.get(i).copied().ok_or_else(|| BotError::Invalid(format!("line `{line}` has no column {}", i + 1)))
+    };
 
     if let Some(url) = event.get_str("feed.url").map(str::to_string) {
         let cut = url.split("key=").next().unwrap_or("").to_string();
@@ -232,7 +234,8 @@ mod tests {
     use serde_json::json;
 
     const URL: &str = "https://portal.spamhaus.org/cert/api.php?cert=<CERTNAME>&key=<APIKEY>";
-    const HEADER: &str = "; ip, asn, country, lastseen, botname, domain, remote_ip, remote_port, local_port, protocol\n";
+    const HEADER: &str =
+        "; ip, asn, country, lastseen, botname, domain, remote_ip, remote_port, local_port, protocol\n";
 
     fn parse(rows: &str) -> crate::bots::parsers::ParsedReport {
         run(&mut SpamhausCERTParserBot, &[("feed.url", URL)], &format!("{HEADER}{rows}")).unwrap()
@@ -269,7 +272,8 @@ mod tests {
 
     #[test]
     fn a_bad_row_fails_alone() {
-        let parsed = parse("192.0.2.1,AS64496,AT,notatime,sshauth,,,22,,tcp\n192.0.2.1,AS64496,AT,1521552552,misc,,,25,,tcp\n");
+        let parsed =
+            parse("192.0.2.1,AS64496,AT,notatime,sshauth,,,22,,tcp\n192.0.2.1,AS64496,AT,1521552552,misc,,,25,,tcp\n");
         assert_eq!(parsed.events.len(), 1);
         assert_eq!(field(&parsed.events[0], "feed.documentation"), json!("https://www.abuseat.org/lookup.cgi"));
         assert_eq!(parsed.failed.len(), 1);

@@ -30,14 +30,10 @@ impl BuildBot for TurrisGreylistParserBot {
 }
 
 fn parse_row(csv: &CsvDictReport, row: &DictRow, out: &ParserOutput<'_>) -> Result<Vec<Message>, BotError> {
-    let tags = match csv.fieldnames.iter().any(|f| f == "Tags") {
-        true => row.text(&csv.fieldnames, "Tags")?,
-        false => "",
-    };
-    let address = match csv.fieldnames.iter().any(|f| f == "Address") {
-        true => row.get(&csv.fieldnames, "Address")?,
-        false => None,
-    };
+    // Python `line.get(..)`: a column the header lacks reads as nothing.
+    let has = |name: &str| csv.fieldnames.iter().any(|f| f == name);
+    let tags = if has("Tags") { row.text(&csv.fieldnames, "Tags")? } else { "" };
+    let address = if has("Address") { row.get(&csv.fieldnames, "Address")? } else { None };
     let mut events = Vec::new();
     for tag in tags.split(',') {
         let mut event = out.new_event();

@@ -1,3 +1,4 @@
 //! Parsers for Twitter (IntelMQ `intelmq.bots.parsers.twitter`).
 
 pub mod parser;
+pub mod tlds;

@@ -62,7 +62,7 @@ fn parse_line(row: &str, time: Option<&str>, mut event: Message) -> Result<Vec<M
     }
     let (host, port) = host_and_port(row)?;
     let lenient = AddOptions { raise_failure: false, ..AddOptions::default() };
-    let host_value = host.clone().map(serde_json::Value::String).unwrap_or(serde_json::Value::Null);
+    let host_value = host.map(serde_json::Value::String).unwrap_or(serde_json::Value::Null);
     if !event.add_with("source.ip", host_value.clone(), lenient)? {
         event.add("source.fqdn", host_value)?;
     }
