@@ -90,7 +90,10 @@ fn process(root: &std::path::Path, module: &str, params: Option<&str>, input: Op
     let run = runtime::process_offline(root, module, params, &inputs)?;
     for (path, json) in &run.sent {
         let message: serde_json::Value = serde_json::from_str(json)?;
-        println!("{}", serde_json::json!({"path": path, "message": message}));
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), "{}", serde_json::json!({"path": path, "message": message})).is_err() {
+            break;
+        }
     }
     for d in &run.dumps {
         eprintln!("dumped: {}: {}", d.traceback.join(" | "), d.message);
@@ -112,7 +115,9 @@ fn main() -> ExitCode {
     if args.print_bots {
         match serde_json::to_string_pretty(&intelmq_node::bots::registry::catalogue()) {
             Ok(text) => {
-                println!("{text}");
+                use std::io::Write as _;
+                // A closed pipe (`| head`) is not an error worth a message.
+                let _ = writeln!(std::io::stdout(), "{text}");
                 return ExitCode::SUCCESS;
             }
             Err(e) => {

@@ -285,3 +285,104 @@ impl Drop for DaemonNode {
         self.stop();
     }
 }
+
+/// A TCP proxy the test owns, between a bot and a service on loopback: `cut()` drops every
+/// connection and refuses new ones (an outage), `restore()` lets traffic through again. The
+/// machine's service itself is never stopped.
+pub struct TcpProxy {
+    addr: std::net::SocketAddr,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl TcpProxy {
+    /// Listens on 127.0.0.1 (a free port) and forwards to `target`.
+    pub fn start(target: std::net::SocketAddr) -> TcpProxy {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>> = Default::default();
+        let (o, s, c) = (open.clone(), stop.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if s.load(Ordering::Acquire) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                if !o.load(Ordering::Acquire) {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                let Ok(upstream) = std::net::TcpStream::connect(target) else {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = upstream.set_nodelay(true);
+                if let (Ok(c1), Ok(u1), Ok(c2), Ok(u2)) =
+                    (client.try_clone(), upstream.try_clone(), client.try_clone(), upstream.try_clone())
+                {
+                    if let Ok(mut list) = c.lock() {
+                        list.push(c2);
+                        list.push(u2);
+                    }
+                    std::thread::spawn(move || pipe(client, u1));
+                    std::thread::spawn(move || pipe(upstream, c1));
+                }
+            }
+        });
+        TcpProxy { addr, open, conns, stop }
+    }
+
+    /// Where bots should connect instead of the service.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Starts an outage: existing connections are cut, new ones are closed at once.
+    pub fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::Release);
+        if let Ok(mut list) = self.conns.lock() {
+            for s in list.drain(..) {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+
+    /// Ends the outage.
+    pub fn restore(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        self.cut();
+        let _ = std::net::TcpStream::connect(self.addr);
+    }
+}
+
+fn pipe(mut from: std::net::TcpStream, mut to: std::net::TcpStream) {
+    let _ = std::io::copy(&mut from, &mut to);
+    let _ = to.shutdown(std::net::Shutdown::Both);
+    let _ = from.shutdown(std::net::Shutdown::Both);
+}
+
+/// Whether a TCP service answers on `addr`; when it does not, the test skips with a message, or
+/// fails when `INTELMQ_REQUIRE_SERVICES=1`. Returns true when the test should go on.
+pub fn service_available(name: &str, addr: &str) -> bool {
+    let ok = addr
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .and_then(|a| std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(2)).ok())
+        .is_some();
+    if !ok {
+        assert!(!services_required(), "{name} is required at {addr} (INTELMQ_REQUIRE_SERVICES=1) but does not answer");
+        eprintln!("skipped: {name} does not answer at {addr}");
+    }
+    ok
+}

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::message::{FieldError, Harmonization, Message};
@@ -59,9 +60,15 @@ pub enum BotError {
     /// A field could not be set: like `Invalid`.
     #[error(transparent)]
     Field(#[from] FieldError),
-    /// Something that may pass (a far side down, a busy file): retry with backoff.
+    /// Something that may pass (a busy file, a glitch): retried `error_max_retries` times, then
+    /// handled by `error_procedure` (IntelMQ's generic exception).
     #[error("{0}")]
     Transient(String),
+    /// The far side (database, broker, server) cannot be reached or refuses for now: the message
+    /// stays in the inbox and the bot retries with growing delays for as long as it takes; status
+    /// shows why. Nothing is dumped or dropped.
+    #[error("{0}")]
+    Unavailable(String),
     /// The bot cannot work (bad parameters, missing file): stop it.
     #[error("{0}")]
     Fatal(String),
@@ -168,6 +175,45 @@ impl BotState for MemoryState {
     }
 }
 
+/// Where bots read the current time. The runtime gives the system clock; replays and tests give
+/// a clock standing at the instant they need (relative time windows, aggregation timespans).
+pub trait Clock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock (`Utc::now()`); `&SystemClock` is a `&'static dyn Clock`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock standing still at one instant (replays, tests).
+#[derive(Clone, Copy, Debug)]
+pub struct FixedClock(pub DateTime<Utc>);
+
+impl FixedClock {
+    /// A clock at an RFC 3339 time (`2026-11-28T06:09:20Z`); `None` if `text` is not one.
+    pub fn parse(text: &str) -> Option<Self> {
+        DateTime::parse_from_rfc3339(text).ok().map(|t| FixedClock(t.with_timezone(&Utc)))
+    }
+
+    /// This clock moved forward by `seconds` (backwards when negative).
+    pub fn advanced(self, seconds: i64) -> Self {
+        FixedClock(self.0 + chrono::Duration::seconds(seconds))
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
 /// What a bot gets besides its input for one step.
 pub struct Context<'a> {
     pub bot_id: &'a str,
@@ -176,12 +222,32 @@ pub struct Context<'a> {
     pub root: &'a Path,
     pub state: &'a mut dyn BotState,
     pub log: &'a mut dyn BotLog,
+    /// The current time: bots ask `ctx.now()` instead of the system clock.
+    pub clock: &'a dyn Clock,
+}
+
+impl<'a> Context<'a> {
+    /// A context on the system clock.
+    pub fn new(
+        bot_id: &'a str,
+        harmonization: &'a Arc<Harmonization>,
+        root: &'a Path,
+        state: &'a mut dyn BotState,
+        log: &'a mut dyn BotLog,
+    ) -> Self {
+        Context { bot_id, harmonization, root, state, log, clock: &SystemClock }
+    }
 }
 
 impl Context<'_> {
     /// A path parameter resolved against the root (absolute paths stay as they are).
     pub fn resolve(&self, path: &str) -> PathBuf {
         resolve_path(self.root, path)
+    }
+
+    /// The current time of this step's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 }
 
@@ -320,3 +386,28 @@ impl Bot {
 
 /// A parameter map as given in the config (bot-specific keys only).
 pub type Params = serde_json::Map<String, Value>;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_clock_parses_rfc3339_and_moves_forward() {
+        let clock = FixedClock::parse("2026-11-28T06:09:20Z").unwrap();
+        assert_eq!(clock.now().to_rfc3339(), "2026-11-28T06:09:20+00:00");
+        assert_eq!(clock.advanced(5400).now().to_rfc3339(), "2026-11-28T07:39:20+00:00");
+        assert!(FixedClock::parse("yesterday").is_none());
+    }
+
+    #[test]
+    fn context_asks_its_clock_for_the_time() {
+        let h = Harmonization::builtin();
+        let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
+        let clock = FixedClock::parse("2001-02-03T04:05:06+02:00").unwrap();
+        let mut ctx = Context::new("b", &h, Path::new("/"), &mut state, &mut log);
+        assert!((Utc::now() - ctx.now()).num_seconds().abs() < 60);
+        ctx.clock = &clock;
+        assert_eq!(ctx.now().to_rfc3339(), "2001-02-03T02:05:06+00:00");
+    }
+}

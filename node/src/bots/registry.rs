@@ -65,6 +65,10 @@ pub static REGISTRY: &[BotEntry] = &[
         "intelmq.bots.collectors.file.collector_file",
         collectors::file::collector_file::FileCollectorBot
     ),
+    entry!(Collector, "intelmq.bots.collectors.amqp.collector_amqp", collectors::amqp::collector_amqp::AmqpCollectorBot),
+    entry!(Collector, "intelmq.bots.collectors.api.collector_api", collectors::api::collector_api::ApiCollectorBot),
+    entry!(Collector, "intelmq.bots.collectors.tcp.collector", collectors::tcp::collector::TcpCollectorBot),
+    // registry:collectors-net
     // -- parsers (alphabetical within each block) --
     entry!(Parser, "intelmq.bots.parsers.generic.parser_csv", parsers::generic::parser_csv::GenericCsvParserBot),
     entry!(Parser, "intelmq.bots.parsers.abusech.parser_feodotracker", parsers::abusech::parser_feodotracker::AbusechFeodotrackerParserBot),
@@ -162,6 +166,23 @@ pub static REGISTRY: &[BotEntry] = &[
     // registry:experts-lookup
     // -- outputs --
     entry!(Output, "intelmq.bots.outputs.file.output", outputs::file::output::FileOutputBot),
+    entry!(Output, "intelmq.bots.outputs.amqptopic.output", outputs::amqptopic::output::AmqpTopicOutputBot),
+    entry!(Output, "intelmq.bots.outputs.elasticsearch.output", outputs::elasticsearch::output::ElasticsearchOutputBot),
+    entry!(Output, "intelmq.bots.outputs.mqtt.output", outputs::mqtt::output::MqttOutputBot),
+    entry!(Output, "intelmq.bots.outputs.redis.output", outputs::redis::output::RedisOutputBot),
+    entry!(Output, "intelmq.bots.outputs.sql.output", outputs::sql::output::SqlOutputBot),
+    // registry:outputs-db
+    entry!(Output, "intelmq.bots.outputs.blackhole.output", outputs::blackhole::output::BlackholeOutputBot),
+    entry!(Output, "intelmq.bots.outputs.bro_file.output", outputs::bro_file::output::BroFileOutputBot),
+    entry!(Output, "intelmq.bots.outputs.files.output", outputs::files::output::FilesOutputBot),
+    entry!(Output, "intelmq.bots.outputs.restapi.output", outputs::restapi::output::RestapiOutputBot),
+    entry!(Output, "intelmq.bots.outputs.rpz_file.output", outputs::rpz_file::output::RpzFileOutputBot),
+    entry!(Output, "intelmq.bots.outputs.smtp.output", outputs::smtp::output::SmtpOutputBot),
+    entry!(Output, "intelmq.bots.outputs.tcp.output", outputs::tcp::output::TcpOutputBot),
+    entry!(Output, "intelmq.bots.outputs.templated_smtp.output", outputs::templated_smtp::output::TemplatedSmtpOutputBot),
+    entry!(Output, "intelmq.bots.outputs.touch.output", outputs::touch::output::TouchOutputBot),
+    entry!(Output, "intelmq.bots.outputs.udp.output", outputs::udp::output::UdpOutputBot),
+    // registry:outputs-net
 ];
 
 /// The entry of a module, if registered.

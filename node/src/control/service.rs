@@ -89,7 +89,7 @@ fn now_ms() -> u64 {
 fn to_pb(b: BotStatusInfo) -> pb::BotStatus {
     let reason = match &b.state {
         RunState::Failed(r) => r.clone(),
-        _ => String::new(),
+        _ => b.note.clone().unwrap_or_default(),
     };
     pb::BotStatus {
         bot_id: b.bot_id,

@@ -82,6 +82,8 @@ pub struct BotActor {
     retry_at: Option<Instant>,
     /// The bot debugger records what is sent: (path, queues, message JSON).
     sent_log: Option<Vec<(String, Vec<String>, String)>>,
+    /// Consecutive waits for an unavailable far side (the delay doubles each time).
+    backoffs: u32,
 }
 
 /// What one run of the bot debugger did (`intelmqctl run <bot> process`).
@@ -143,6 +145,7 @@ impl BotActor {
             stopping: false,
             retry_at: None,
             sent_log: None,
+            backoffs: 0,
         }
     }
 
@@ -226,6 +229,29 @@ impl BotActor {
         }
     }
 
+    /// The far side is unavailable: wait with a doubling delay (from `error_retry_delay`, at most
+    /// 5 minutes), keep the message, and say why in the status.
+    fn backoff(&mut self, why: &str) -> Outcome {
+        let base = self.cfg.common.error_retry_delay.max(0.05);
+        let delay = (base * f64::from(1u32 << self.backoffs.min(12))).min(base.max(300.0));
+        self.backoffs += 1;
+        self.counters.retries += 1;
+        let note = format!("waiting: {why} (attempt {}, next in {:.1} s)", self.backoffs, delay);
+        let text = format!("The far side is unavailable, keeping the message and retrying in {delay:.1} s: {why}.");
+        self.log.log(Level::Warning, &text);
+        self.shared.set_note(Some(note));
+        Outcome::RetryAfter(Duration::from_secs_f64(delay))
+    }
+
+    /// A step went through: clear any waiting note.
+    fn recovered(&mut self) {
+        if self.backoffs > 0 {
+            self.backoffs = 0;
+            self.shared.set_note(None);
+            self.log.log(Level::Info, "The far side is available again.");
+        }
+    }
+
     /// Gives up on a message: dump, `_on_error`, ack. Returns true when the bot must stop.
     fn give_up(&mut self, step: &mut Step, q: &Queued, msg: Option<&Message>, err: &BotError) -> bool {
         let (text, mtype) = match std::str::from_utf8(&q.data) {
@@ -255,7 +281,7 @@ impl BotActor {
         state: &'a mut StepState<'_>,
         log: &'a mut BotLogger,
     ) -> BotContext<'a> {
-        BotContext { bot_id, harmonization, root, state, log }
+        BotContext { bot_id, harmonization, root, state, log, clock: &crate::bots::SystemClock }
     }
 
     /// One step over the inbox (parsers, experts, outputs).
@@ -309,7 +335,13 @@ impl BotActor {
                         state.keep();
                         step.ack(&src, q.seq);
                         self.retries = 0;
+        self.recovered();
                         done += 1;
+                    }
+                    Err(BotError::Unavailable(why)) => {
+                        state.rollback();
+                        outcome = self.backoff(&why);
+                        break;
                     }
                     Err(err) => {
                         state.rollback();
@@ -434,14 +466,22 @@ impl BotActor {
             let mut ctx = Self::ctx(id, harmonization, root, state, &mut self.log);
             caught(|| bot.write(&events, &mut ctx))
         };
-        if whole.is_ok() {
-            state.keep();
-            for q in &good {
-                step.ack(&src, q.seq);
+        match whole {
+            Ok(()) => {
+                state.keep();
+                for q in &good {
+                    step.ack(&src, q.seq);
+                }
+                self.retries = 0;
+                self.recovered();
+                self.counters.sent += events.len() as u64;
+                return Outcome::More;
             }
-            self.retries = 0;
-            self.counters.sent += events.len() as u64;
-            return Outcome::More;
+            Err(BotError::Unavailable(why)) => {
+                state.rollback();
+                return self.backoff(&why);
+            }
+            Err(_) => {}
         }
         state.rollback();
         for (ev, q) in events.iter().zip(good) {
@@ -457,7 +497,12 @@ impl BotActor {
                     state.keep();
                     step.ack(&src, q.seq);
                     self.retries = 0;
+        self.recovered();
                     self.counters.sent += 1;
+                }
+                Err(BotError::Unavailable(why)) => {
+                    state.rollback();
+                    return self.backoff(&why);
                 }
                 Err(err) => {
                     state.rollback();
@@ -503,6 +548,10 @@ impl BotActor {
             let mut ctx = Self::ctx(&id, &harmonization, &root, &mut state, &mut self.log);
             caught(|| bot.collect(&mut ctx, &mut out))
         };
+        if let Err(BotError::Unavailable(why)) = &result {
+            state.rollback();
+            return Ok(self.backoff(why));
+        }
         if let Err(err) = result {
             state.rollback();
             self.log_error(&err, b"");
@@ -521,6 +570,7 @@ impl BotActor {
             return Ok(Outcome::Collected(interval));
         }
         self.retries = 0;
+        self.recovered();
         let mut sent = 0u64;
         for mut report in out.reports {
             if report.get("raw").is_none() {
@@ -617,6 +667,7 @@ impl BotActor {
                 Err(e) => run.error = Some(e.to_string()),
                 Ok(msg) => {
                     run.input = msg.to_wire();
+                    self.counters.received += 1;
                     let result = if let Bot::Output(bot) = &mut self.bot {
                         if dryrun {
                             self.log.log(Level::Info, "DRYRUN: Message would be written by the output now!");
@@ -631,6 +682,9 @@ impl BotActor {
                     match result {
                         Ok(()) => {
                             state.keep();
+                            if matches!(self.bot, Bot::Output(_)) && !dryrun {
+                                self.counters.sent += 1;
+                            }
                             if let Some((src, seq)) = &from_inbox {
                                 step.ack(src, *seq);
                                 run.acknowledged = !dryrun;
@@ -647,7 +701,7 @@ impl BotActor {
         run.sent = self.sent_log.take().unwrap_or_default();
         if dryrun {
             for (path, _, _) in &run.sent {
-                let text = format!("DRYRUN: Message would be sent now to {path:?}!");
+                let text = format!("DRYRUN: Message would be sent now to '{path}'!");
                 self.log.log(Level::Info, &text);
             }
             if run.error.is_none() && !matches!(self.bot, Bot::Collector(_)) {
@@ -655,6 +709,9 @@ impl BotActor {
             }
         } else {
             state.write_into(&mut step);
+            if from_counters_changed(&run) {
+                step.counters(&id, self.counters);
+            }
             let puts = step.put_counts().into_iter().map(|(q, _)| q.to_string()).collect::<Vec<_>>();
             self.store.commit(step).map_err(|e| e.to_string())?;
             self.router.wake(&puts);
@@ -764,6 +821,11 @@ impl BotActor {
         self.log.log(Level::Info, "Bot stopped.");
         ctx.stop();
     }
+}
+
+/// Whether a debug run processed something whose counters belong in the store.
+fn from_counters_changed(run: &DebugRun) -> bool {
+    run.error.is_none() || !run.sent.is_empty()
 }
 
 /// Runs bot code, turning a panic into a fatal error so the node keeps running.

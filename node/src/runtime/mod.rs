@@ -70,6 +70,8 @@ pub struct BotShared {
     /// A collector has finished at least one run.
     pub collected: AtomicBool,
     state: Mutex<RunState>,
+    /// Why a running bot is waiting (the far side is unavailable), if it is.
+    note: Mutex<Option<String>>,
 }
 
 impl BotShared {
@@ -79,7 +81,19 @@ impl BotShared {
             notified: AtomicBool::new(false),
             collected: AtomicBool::new(false),
             state: Mutex::new(RunState::Starting),
+            note: Mutex::new(None),
         }
+    }
+
+    /// Sets or clears why a running bot is waiting.
+    pub fn set_note(&self, note: Option<String>) {
+        if let Ok(mut g) = self.note.lock() {
+            *g = note;
+        }
+    }
+
+    pub fn note(&self) -> Option<String> {
+        self.note.lock().ok().and_then(|g| g.clone())
     }
 
     pub fn set_state(&self, s: RunState) {

@@ -76,6 +76,8 @@ pub struct BotStatusInfo {
     pub node: String,
     pub state: RunState,
     pub enabled: bool,
+    /// Why a running bot waits (e.g. its far side is unavailable and it retries).
+    pub note: Option<String>,
 }
 
 /// Why a control verb could not be carried out.
@@ -178,6 +180,7 @@ impl Supervisor {
             node: b.cfg.node.clone().unwrap_or_else(|| self.node_id()),
             state: b.shared.state(),
             enabled: b.cfg.enabled,
+            note: b.shared.note(),
         }
     }
 
@@ -491,6 +494,18 @@ impl Handler<RunOnce> for Supervisor {
         }
         let cfg = self.bots[i].cfg.clone();
         let bot = build(&cfg).map_err(|e| ControlError::Invalid(e.to_string()))?;
+        if let Some(given) = &msg.message {
+            // A given message that breaks the harmonization is a bad argument, not a bot failure.
+            let kind = if bot.kind() == crate::bots::BotKind::Parser {
+                crate::message::MessageKind::Report
+            } else {
+                crate::message::MessageKind::Event
+            };
+            let harmonization =
+                self.botnet.read().map(|b| b.harmonization.clone()).map_err(|_| ControlError::Internal("lock".into()))?;
+            crate::message::Message::from_wire(harmonization, given, Some(kind))
+                .map_err(|e| ControlError::Invalid(format!("message rejected: {e}")))?;
+        }
         let (root, harmonization) = {
             let b = self.botnet.read().map_err(|_| ControlError::Internal("config lock poisoned".into()))?;
             (b.root.clone(), b.harmonization.clone())

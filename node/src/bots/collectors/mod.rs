@@ -3,6 +3,11 @@
 //! `CollectorBot`). Pure: no actix, tokio or RocksDB; the runtime calls [`add_feed_fields`].
 
 pub mod file;
+pub mod http;
+pub mod amqp;
+pub mod api;
+pub mod tcp;
+// mods:collectors-net
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

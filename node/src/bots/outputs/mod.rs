@@ -1,6 +1,23 @@
 //! Output bots: deliver Events to the outside. Pure: no actix, tokio or RocksDB.
 
 pub mod file;
+pub mod amqptopic;
+pub mod elasticsearch;
+pub mod mqtt;
+pub mod redis;
+pub mod sql;
+// mods:outputs-db
+pub mod blackhole;
+pub mod bro_file;
+pub mod files;
+pub mod restapi;
+pub mod rpz_file;
+pub mod smtp;
+pub mod tcp;
+pub mod templated_smtp;
+pub mod touch;
+pub mod udp;
+// mods:outputs-net
 
 /// Shared by the output tests: the shipped harmonization and events from JSON.
 #[cfg(test)]

@@ -556,6 +556,7 @@ mod tests {
             root: &root,
             state: &mut state,
             log: &mut log,
+            clock: &crate::bots::SystemClock,
         };
         let result = run_parser(&mut LineParser, &report, common, &mut ctx);
         (result, log.lines)

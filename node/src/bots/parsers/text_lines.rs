@@ -221,6 +221,7 @@ pub mod testing {
             root: &root,
             state: &mut state,
             log: &mut log,
+            clock: &crate::bots::SystemClock,
         };
         run_parser(bot, &report, &ParserCommon::default(), &mut ctx).map_err(|e| e.to_string())
     }

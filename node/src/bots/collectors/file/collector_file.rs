@@ -271,7 +271,7 @@ mod tests {
         state: &'a mut MemoryState,
         log: &'a mut MemoryLog,
     ) -> Context<'a> {
-        Context { bot_id: "file-collector", harmonization: h, root, state, log }
+        Context { bot_id: "file-collector", harmonization: h, root, state, log, clock: &crate::bots::SystemClock }
     }
 
     fn bot(params: serde_json::Value) -> FileCollectorBot {

@@ -14,7 +14,7 @@
 
 use std::collections::HashSet;
 
-use chrono::{Duration, NaiveDateTime, Utc};
+use chrono::{Duration, NaiveDateTime};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Value};
 
@@ -95,16 +95,12 @@ struct Group {
     c: i64,
 }
 
-/// The clock (replaceable in tests).
-pub type Clock = Box<dyn Fn() -> NaiveDateTime + Send>;
-
 /// Aggregates similar events into one.
 pub struct AggregateExpertBot {
     fields: HashSet<String>,
     threshold: i64,
     timespan: Duration,
     next_cleanup: Option<NaiveDateTime>,
-    clock: Clock,
     pending_warning: Option<String>,
 }
 
@@ -148,7 +144,6 @@ impl BuildBot for AggregateExpertBot {
             threshold: params.threshold,
             timespan: Duration::minutes(minutes),
             next_cleanup: None,
-            clock: Box::new(|| Utc::now().naive_utc()),
             pending_warning,
         })
     }
@@ -169,12 +164,6 @@ fn parse_start(s: &str) -> Option<NaiveDateTime> {
 }
 
 impl AggregateExpertBot {
-    /// Replaces the wall clock (tests, replays).
-    pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
-        self
-    }
-
     fn index(ctx: &Context<'_>) -> Vec<String> {
         ctx.state.get(INDEX_KEY).and_then(|v| serde_json::from_slice(&v).ok()).unwrap_or_default()
     }
@@ -257,7 +246,7 @@ impl ExpertBot for AggregateExpertBot {
         if let Some(warning) = self.pending_warning.take() {
             ctx.log.log(Level::Warning, &warning);
         }
-        let now = (self.clock)();
+        let now = ctx.now().naive_utc();
         self.cleanup(now, ctx, out)?;
 
         let hash = event.hash(&self.fields, FilterType::Whitelist);
@@ -314,13 +303,11 @@ fn stored_groups(state: &crate::bots::MemoryState) -> serde_json::Map<String, Va
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use chrono::NaiveDate;
 
     use super::*;
     use crate::bots::experts::test_support::{event, harmonization};
-    use crate::bots::{MemoryLog, MemoryState};
+    use crate::bots::{FixedClock, MemoryLog, MemoryState};
 
     /// The 25 events of IntelMQ's aggregate test: one DDoS pair, time.observation a minute apart.
     fn inputs() -> Vec<Value> {
@@ -343,24 +330,21 @@ mod tests {
     fn a_group_is_emitted_after_its_timespan_with_count_and_times() {
         let h = harmonization();
         let start = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap().and_hms_micro_opt(6, 9, 20, 800_851).unwrap();
-        let now = Arc::new(Mutex::new(start));
-        let clock_now = now.clone();
-        let mut bot = AggregateExpertBot::build(AggregateExpertParams::default())
-            .unwrap()
-            .with_clock(Box::new(move || *clock_now.lock().unwrap()));
+        let mut bot = AggregateExpertBot::build(AggregateExpertParams::default()).unwrap();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
         let root = std::path::Path::new("/");
-        let mut run = |state: &mut MemoryState, log: &mut MemoryLog| {
+        let mut run = |state: &mut MemoryState, log: &mut MemoryLog, now: NaiveDateTime| {
+            let clock = FixedClock(now.and_utc());
             let mut sent = Vec::new();
             for input in inputs() {
-                let mut ctx = Context { bot_id: "aggregate", harmonization: &h, root, state, log };
+                let mut ctx = Context { bot_id: "aggregate", harmonization: &h, root, state, log, clock: &clock };
                 let mut out = Outbox::default();
                 bot.process(event(&h, input), &mut ctx, &mut out).unwrap();
                 sent.extend(out.sent);
             }
             sent
         };
-        assert!(run(&mut state, &mut log).is_empty());
+        assert!(run(&mut state, &mut log, start).is_empty());
         let groups = stored_groups(&state);
         assert_eq!(groups.len(), 1);
         let group = groups.values().next().unwrap();
@@ -372,8 +356,7 @@ mod tests {
             json!("{\"classification.identifier\": \"ddos\", \"classification.type\": \"ddos\", \"destination.ip\": \"192.0.43.8\", \"source.ip\": \"192.88.99.28\", \"time.observation\": \"2015-01-01T00:00:01+00:00\"}")
         );
 
-        *now.lock().unwrap() = start + Duration::seconds(5400);
-        let sent = run(&mut state, &mut log);
+        let sent = run(&mut state, &mut log, start + Duration::seconds(5400));
         assert_eq!(sent.len(), 1);
         let (path, msg) = &sent[0];
         assert_eq!(path, "_default");
@@ -391,26 +374,23 @@ mod tests {
     fn small_groups_are_dropped_and_extra_count_adds_up() {
         let h = harmonization();
         let start = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap();
-        let now = Arc::new(Mutex::new(start));
-        let clock_now = now.clone();
         let params: AggregateExpertParams =
             serde_json::from_value(json!({"threshold": "5", "timespan": "1 hour", "fields": ["classification.type"]}))
                 .unwrap();
-        let mut bot =
-            AggregateExpertBot::build(params).unwrap().with_clock(Box::new(move || *clock_now.lock().unwrap()));
+        let mut bot = AggregateExpertBot::build(params).unwrap();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
         let root = std::path::Path::new("/");
-        let mut feed = |bot: &mut AggregateExpertBot, state: &mut MemoryState, fields: Value| {
-            let mut ctx = Context { bot_id: "aggregate", harmonization: &h, root, state, log: &mut log };
+        let mut feed = |bot: &mut AggregateExpertBot, state: &mut MemoryState, now: NaiveDateTime, fields: Value| {
+            let clock = FixedClock(now.and_utc());
+            let mut ctx = Context { bot_id: "aggregate", harmonization: &h, root, state, log: &mut log, clock: &clock };
             let mut out = Outbox::default();
             bot.process(event(&h, fields), &mut ctx, &mut out).unwrap();
             out.sent
         };
-        feed(&mut bot, &mut state, json!({"classification.type": "scanner", "extra.count": 4}));
-        feed(&mut bot, &mut state, json!({"classification.type": "spam"}));
-        feed(&mut bot, &mut state, json!({"classification.type": "scanner"}));
-        *now.lock().unwrap() = start + Duration::hours(2);
-        let sent = feed(&mut bot, &mut state, json!({"classification.type": "ddos"}));
+        feed(&mut bot, &mut state, start, json!({"classification.type": "scanner", "extra.count": 4}));
+        feed(&mut bot, &mut state, start, json!({"classification.type": "spam"}));
+        feed(&mut bot, &mut state, start, json!({"classification.type": "scanner"}));
+        let sent = feed(&mut bot, &mut state, start + Duration::hours(2), json!({"classification.type": "ddos"}));
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].1.get_str("classification.type"), Some("scanner"));
         assert_eq!(sent[0].1.get("extra.count"), Some(&json!(5)));

@@ -69,8 +69,7 @@ pub fn csv_row(values: &[Option<String>], delimiter: char) -> String {
             row.push(delimiter);
         }
         let text = value.as_deref().unwrap_or("");
-        let quote = text.contains(|c| c == delimiter || c == '"' || c == '\r' || c == '\n')
-            || (values.len() == 1 && text.is_empty());
+        let quote = text.contains([delimiter, '"', '\r', '\n']) || (values.len() == 1 && text.is_empty());
         if quote {
             row.push('"');
             row.push_str(&text.replace('"', "\"\""));
@@ -117,7 +116,7 @@ mod tests {
         let h = harmonization();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
         let root = std::path::Path::new("/");
-        let mut ctx = Context { bot_id: "csv", harmonization: &h, root, state: &mut state, log: &mut log };
+        let mut ctx = Context { bot_id: "csv", harmonization: &h, root, state: &mut state, log: &mut log, clock: &crate::bots::SystemClock };
         let params = json!({"fieldnames": "time.observation,source.ip,source.port", "delimiter": ";"});
         let mut bot = CsvConverterExpertBot::build(serde_json::from_value(params).unwrap()).unwrap();
         let mut out = Outbox::default();

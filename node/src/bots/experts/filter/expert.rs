@@ -218,7 +218,7 @@ impl FilterExpertBot {
             ctx.log.log(Level::Error, &format!("Could not parse time.source {text}."));
             return false;
         };
-        let now = Utc::now();
+        let now = ctx.now();
         let after = match self.not_after {
             Some(TimeBound::Absolute(t)) => event_time > t,
             Some(TimeBound::Relative(d)) => event_time > now - d,
@@ -294,7 +294,7 @@ mod tests {
         let h = harmonization();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
         let root = std::path::Path::new("/");
-        let mut ctx = Context { bot_id: "filter-expert", harmonization: &h, root, state: &mut state, log: &mut log };
+        let mut ctx = Context { bot_id: "filter-expert", harmonization: &h, root, state: &mut state, log: &mut log, clock: &crate::bots::SystemClock };
         let mut bot = FilterExpertBot::build(serde_json::from_value(params).unwrap()).unwrap();
         let mut out = Outbox::default();
         bot.process(event(&h, fields), &mut ctx, &mut out).unwrap();

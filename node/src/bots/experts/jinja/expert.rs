@@ -191,7 +191,7 @@ mod tests {
         let h = harmonization();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
         let root = std::path::Path::new("/");
-        let mut ctx = Context { bot_id: "jinja", harmonization: &h, root, state: &mut state, log: &mut log };
+        let mut ctx = Context { bot_id: "jinja", harmonization: &h, root, state: &mut state, log: &mut log, clock: &crate::bots::SystemClock };
         let mut bot = JinjaExpertBot::build(serde_json::from_value(params).unwrap()).unwrap();
         let mut out = Outbox::default();
         bot.process(event(&h, fields), &mut ctx, &mut out).unwrap();
@@ -228,7 +228,6 @@ mod tests {
 
     /// Needs minijinja's `preserve_order` feature (IntelMQ's ecs.j2 template relies on it).
     #[test]
-    #[ignore = "needs minijinja's preserve_order feature in the workspace Cargo.toml"]
     fn dict_literals_keep_their_order_and_whitespace_control_is_jinjas() {
         let template = "{\n  \"t\": {{ msg['time.observation'] }},\n{%- set fields = { 'z.ip': 'source.ip', 'a.fqdn': 'source.fqdn', 'm.ip': 'destination.ip' } -%}\n{% for key, value in fields.items() %}\n{% if msg[value] %}  \"{{ key }}\": {{ msg[value] }}{% if not loop.last %},{% endif %}{% endif %}\n{%- endfor %}\n}\n";
         let msg = run(

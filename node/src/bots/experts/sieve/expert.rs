@@ -10,7 +10,6 @@
 
 use std::path::Path;
 
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::eval::{run, Verdict};
@@ -74,7 +73,7 @@ impl ExpertBot for SieveExpertBot {
             None => load(&ctx.resolve(&self.file), ctx.harmonization).map_err(BotError::Fatal)?,
         };
         let program = self.program.insert(program);
-        let now = Utc::now().naive_utc();
+        let now = ctx.now().naive_utc();
         match run(program, &mut event, now, ctx.log)? {
             Verdict::Drop => {}
             Verdict::Forward(paths) => {
@@ -108,7 +107,7 @@ mod tests {
     fn process(bot: &mut SieveExpertBot, root: &Path, fields: serde_json::Value) -> Vec<(String, Message)> {
         let h = harmonization();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
-        let mut ctx = Context { bot_id: "sieve-expert", harmonization: &h, root, state: &mut state, log: &mut log };
+        let mut ctx = Context { bot_id: "sieve-expert", harmonization: &h, root, state: &mut state, log: &mut log, clock: &crate::bots::SystemClock };
         let mut out = Outbox::default();
         bot.process(event(&h, fields), &mut ctx, &mut out).unwrap();
         out.sent
@@ -170,7 +169,7 @@ mod tests {
         let mut bot = SieveExpertBot::build(SieveExpertParams { file: "missing.sieve".into() }).unwrap();
         let h = harmonization();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
-        let mut ctx = Context { bot_id: "s", harmonization: &h, root: dir.path(), state: &mut state, log: &mut log };
+        let mut ctx = Context { bot_id: "s", harmonization: &h, root: dir.path(), state: &mut state, log: &mut log, clock: &crate::bots::SystemClock };
         let err = bot.process(event(&h, json!({})), &mut ctx, &mut Outbox::default()).unwrap_err();
         assert!(matches!(err, BotError::Fatal(ref m) if m.contains("missing.sieve")), "{err}");
     }

@@ -120,7 +120,7 @@ mod tests {
         let h = harmonization();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
         let mut ctx =
-            Context { bot_id: "tor-expert", harmonization: &h, root: dir.path(), state: &mut state, log: &mut log };
+            Context { bot_id: "tor-expert", harmonization: &h, root: dir.path(), state: &mut state, log: &mut log, clock: &crate::bots::SystemClock };
         let mut out = Outbox::default();
         bot.process(event(&h, fields), &mut ctx, &mut out).unwrap();
         out.sent.pop().unwrap().1

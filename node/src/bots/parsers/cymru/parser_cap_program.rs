@@ -493,7 +493,7 @@ mod tests {
         let mut log = MemoryLog::default();
         let root = std::path::PathBuf::from("/");
         let mut ctx =
-            Context { bot_id: "cap", harmonization: &harmonization, root: &root, state: &mut state, log: &mut log };
+            Context { bot_id: "cap", harmonization: &harmonization, root: &root, state: &mut state, log: &mut log, clock: &crate::bots::SystemClock };
         run_parser(bot, &report, &ParserCommon::default(), &mut ctx).unwrap()
     }
 

@@ -695,6 +695,7 @@ mod tests {
             root: &root,
             state: &mut state,
             log: &mut log,
+            clock: &crate::bots::SystemClock,
         };
         let parsed = run_parser(&mut bot, &report, &ParserCommon::default(), &mut ctx).unwrap();
         let lines = log.lines.into_iter().map(|(_, l)| l).collect();

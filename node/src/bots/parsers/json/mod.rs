@@ -218,6 +218,7 @@ pub(crate) mod test_support {
             root: &root,
             state: &mut state,
             log: &mut log,
+            clock: &crate::bots::SystemClock,
         };
         let copy = Vec::new();
         let mut out = ParserOutput::new(report, &copy);

@@ -132,6 +132,7 @@ mod tests {
             root: &root,
             state: &mut state,
             log: &mut log,
+            clock: &crate::bots::SystemClock,
         };
         let copy = Vec::new();
         let mut out = ParserOutput::new(&report, &copy);

@@ -512,6 +512,7 @@ mod tests {
             root,
             state: &mut state,
             log: &mut log,
+            clock: &crate::bots::SystemClock,
         };
         let result = run_parser(bot, report, &ParserCommon::default(), &mut ctx);
         (result, log.lines)

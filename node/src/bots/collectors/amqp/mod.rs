@@ -1,0 +1,3 @@
+//! The `intelmq.bots.collectors.amqp` module.
+
+pub mod collector_amqp;

@@ -1,0 +1,3 @@
+//! The `intelmq.bots.collectors.api` module.
+
+pub mod collector_api;

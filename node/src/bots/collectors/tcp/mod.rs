@@ -1,0 +1,3 @@
+//! The `intelmq.bots.collectors.tcp` module.
+
+pub mod collector;

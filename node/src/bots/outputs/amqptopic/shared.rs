@@ -1,0 +1,318 @@
+//! Helpers shared by the outputs to databases and brokers (amqptopic, mqtt, redis, elasticsearch,
+//! sql) and the AMQP collector: IntelMQ's `OutputBot.export_event` rendering, the `single_key`
+//! and list parameters as IntelMQ configs write them, Python `str.format` templates of the form
+//! `{ev[field]}`, and [`Delivered`], the memory of events the far side already accepted in a
+//! batch that failed as a whole. Candidates for a shared `bots/outputs/export.rs`.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Deserializer, Serializer};
+use serde_json::Value;
+
+use crate::bots::BotError;
+use crate::message::{ExportOptions, Message};
+
+/// `single_key`: `false`/`null`/`""` (export the whole event) or a field name.
+pub fn de_single_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null | Value::Bool(false) => Ok(None),
+        Value::String(s) if s.is_empty() || s.eq_ignore_ascii_case("false") => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        other => Err(serde::de::Error::custom(format!("{other} is neither false nor a field name"))),
+    }
+}
+
+/// Writes `single_key` back as IntelMQ has it: `false` or the field name.
+pub fn ser_single_key<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        None => s.serialize_bool(false),
+        Some(key) => s.serialize_str(key),
+    }
+}
+
+/// A list of names given as a JSON list or a comma-separated string; `null` = none given.
+pub fn de_name_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        Value::String(s) => {
+            Ok(Some(s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_string).collect()))
+        }
+        Value::Array(items) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::String(s) => Ok(s),
+                other => Err(serde::de::Error::custom(format!("list item {other} is not a string"))),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        other => Err(serde::de::Error::custom(format!("{other} is neither a list nor a comma-separated string"))),
+    }
+}
+
+/// An optional string that may also be given as a number (IntelMQ configs hold both).
+pub fn de_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        Value::Bool(b) => Ok(Some(b.to_string())),
+        other => Err(serde::de::Error::custom(format!("{other} is not a string"))),
+    }
+}
+
+/// A string that may also be given as a number (`port: 5432` or `port: "5432"`).
+pub fn de_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    de_opt_string(d)?.ok_or_else(|| serde::de::Error::custom("null is not a string"))
+}
+
+/// IntelMQ's `OutputBot.export_event` flags.
+#[derive(Clone, Debug, Default)]
+pub struct ExportFlags {
+    pub single_key: Option<String>,
+    pub keep_raw_field: bool,
+    pub hierarchical: bool,
+    pub with_type: bool,
+    pub jsondict_as_string: bool,
+}
+
+/// Decodes bytes as UTF-8, dropping invalid sequences (Python `errors='ignore'`).
+fn decode_ignoring_errors(bytes: &[u8]) -> String {
+    bytes.utf8_chunks().map(|chunk| chunk.valid()).collect()
+}
+
+/// IntelMQ `OutputBot.export_event(event, return_type=str)`: one field with `single_key` (`raw`
+/// decoded, `output` as its JSON text or the string it holds), else the event as sorted JSON
+/// without `raw` unless `keep_raw_field`.
+pub fn export_event(event: &Message, flags: &ExportFlags) -> Result<String, BotError> {
+    if let Some(key) = &flags.single_key {
+        return match key.as_str() {
+            "raw" => Ok(decode_ignoring_errors(&event.raw_bytes().unwrap_or_default())),
+            "output" => {
+                let data = event
+                    .get_str("output")
+                    .ok_or_else(|| BotError::Invalid("field `output` (single_key) is missing".to_string()))?;
+                match serde_json::from_str::<Value>(data) {
+                    Ok(Value::String(text)) => Ok(text),
+                    Ok(_) => Ok(data.to_string()),
+                    Err(e) => Err(BotError::Invalid(format!("field `output` is not JSON: {e}"))),
+                }
+            }
+            other => match event.get(other) {
+                Some(Value::String(text)) => Ok(text.clone()),
+                Some(value) => Ok(value.to_string()),
+                None => Err(BotError::Invalid(format!("field `{other}` (single_key) is missing"))),
+            },
+        };
+    }
+    let opts = ExportOptions {
+        hierarchical: flags.hierarchical,
+        with_type: flags.with_type,
+        jsondict_as_string: flags.jsondict_as_string,
+    };
+    if flags.keep_raw_field || !event.contains("raw") {
+        return Ok(event.to_export_json(opts));
+    }
+    let mut event = event.clone();
+    event.remove("raw");
+    Ok(event.to_export_json(opts))
+}
+
+/// A piece of a `{ev[field]}` template.
+#[derive(Clone, Debug, PartialEq)]
+enum Piece {
+    Text(String),
+    Field(String),
+}
+
+/// A Python `str.format` template restricted to `{<name>[<field>]}` placeholders (`{{`/`}}` are
+/// literal braces), e.g. IntelMQ's `routing_key.format(ev=event)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventTemplate {
+    pieces: Vec<Piece>,
+}
+
+impl EventTemplate {
+    /// Parses `template` whose placeholders name the event `name` (`ev` for `{ev[source.ip]}`).
+    pub fn parse(template: &str, name: &str) -> Result<EventTemplate, String> {
+        let mut pieces = Vec::new();
+        let mut text = String::new();
+        let mut chars = template.chars().peekable();
+        let prefix = format!("{name}[");
+        while let Some(c) = chars.next() {
+            match c {
+                '{' if chars.peek() == Some(&'{') => {
+                    chars.next();
+                    text.push('{');
+                }
+                '}' if chars.peek() == Some(&'}') => {
+                    chars.next();
+                    text.push('}');
+                }
+                '}' => return Err(format!("single `}}` in template `{template}`")),
+                '{' => {
+                    let mut field = String::new();
+                    loop {
+                        match chars.next() {
+                            Some('}') => break,
+                            Some('{') => return Err(format!("nested `{{` in template `{template}`")),
+                            Some(c) => field.push(c),
+                            None => return Err(format!("unclosed `{{` in template `{template}`")),
+                        }
+                    }
+                    let spec = field.split([':', '!']).next().unwrap_or_default();
+                    let key = spec
+                        .strip_prefix(prefix.as_str())
+                        .and_then(|k| k.strip_suffix(']'))
+                        .filter(|k| !k.is_empty())
+                        .ok_or_else(|| format!("placeholder `{{{field}}}` is not of the form `{{{name}[<field>]}}`"))?;
+                    if !text.is_empty() {
+                        pieces.push(Piece::Text(std::mem::take(&mut text)));
+                    }
+                    pieces.push(Piece::Field(key.to_string()));
+                }
+                c => text.push(c),
+            }
+        }
+        if !text.is_empty() {
+            pieces.push(Piece::Text(text));
+        }
+        Ok(EventTemplate { pieces })
+    }
+
+    /// The template filled with the event's values (Python `str()` of each); a missing field is
+    /// an error naming it (Python raises `KeyError`).
+    pub fn render(&self, event: &Message) -> Result<String, String> {
+        let mut out = String::new();
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(text) => out.push_str(text),
+                Piece::Field(key) => match event.get(key) {
+                    Some(Value::String(s)) => out.push_str(s),
+                    Some(Value::Bool(true)) => out.push_str("True"),
+                    Some(Value::Bool(false)) => out.push_str("False"),
+                    Some(other) => out.push_str(&other.to_string()),
+                    None => return Err(format!("field `{key}` of the template is missing in the event")),
+                },
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Events the far side accepted in a write that failed as a whole (some items refused, the
+/// connection lost before the last confirm). The runtime then offers the same events again, as
+/// one batch or one by one; those found here are skipped once instead of being delivered twice.
+/// Memory only: after a restart they are delivered again (at-least-once).
+#[derive(Debug, Default)]
+pub struct Delivered {
+    /// Wire JSON of an event -> how many copies were accepted.
+    accepted: HashMap<String, usize>,
+}
+
+impl Delivered {
+    /// Records an accepted event.
+    pub fn record(&mut self, event: &Message) {
+        *self.accepted.entry(event.to_wire()).or_default() += 1;
+    }
+
+    /// True (and forgets one copy) when `event` was accepted before.
+    pub fn take(&mut self, event: &Message) -> bool {
+        if self.accepted.is_empty() {
+            return false;
+        }
+        let wire = event.to_wire();
+        match self.accepted.get_mut(&wire) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                true
+            }
+            Some(_) => {
+                self.accepted.remove(&wire);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets everything (after a write succeeded, every retried event has come by).
+    pub fn clear(&mut self) {
+        self.accepted.clear();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.accepted.is_empty()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::bots::outputs::test_support::{event, harmonization};
+
+    #[test]
+    fn export_drops_raw_unless_kept_and_sorts_keys() {
+        let h = harmonization();
+        let ev = event(&h, json!({"source.ip": "192.0.2.1", "raw": "YQ==", "feed.name": "x"}));
+        let flags = ExportFlags::default();
+        assert_eq!(export_event(&ev, &flags).unwrap(), r#"{"feed.name": "x", "source.ip": "192.0.2.1"}"#);
+        let flags = ExportFlags { keep_raw_field: true, with_type: true, ..Default::default() };
+        let out: Value = serde_json::from_str(&export_event(&ev, &flags).unwrap()).unwrap();
+        assert_eq!(out["raw"], json!("YQ=="));
+        assert_eq!(out["__type"], json!("Event"));
+    }
+
+    #[test]
+    fn export_single_key_raw_is_decoded() {
+        let h = harmonization();
+        let ev = event(&h, json!({"raw": "aGVsbG8="}));
+        let flags = ExportFlags { single_key: Some("raw".into()), ..Default::default() };
+        assert_eq!(export_event(&ev, &flags).unwrap(), "hello");
+        let flags = ExportFlags { single_key: Some("source.ip".into()), ..Default::default() };
+        assert!(matches!(export_event(&ev, &flags), Err(BotError::Invalid(_))));
+    }
+
+    #[test]
+    fn template_fills_event_fields_and_keeps_literal_braces() {
+        let h = harmonization();
+        let ev = event(&h, json!({"feed.name": "Feed", "source.port": 80}));
+        let t = EventTemplate::parse("{{x}}.{ev[feed.name]}.{ev[source.port]}", "ev").unwrap();
+        assert_eq!(t.render(&ev).unwrap(), "{x}.Feed.80");
+        let t = EventTemplate::parse("{ev[source.ip]}", "ev").unwrap();
+        assert!(t.render(&ev).unwrap_err().contains("source.ip"));
+        assert!(EventTemplate::parse("{event[x]}", "ev").is_err());
+        assert!(EventTemplate::parse("{ev[x]", "ev").is_err());
+    }
+
+    #[test]
+    fn delivered_skips_each_accepted_copy_once() {
+        let h = harmonization();
+        let a = event(&h, json!({"source.ip": "192.0.2.1"}));
+        let b = event(&h, json!({"source.ip": "192.0.2.2"}));
+        let mut d = Delivered::default();
+        d.record(&a);
+        d.record(&a);
+        assert!(!d.take(&b));
+        assert!(d.take(&a));
+        assert!(d.take(&a));
+        assert!(!d.take(&a));
+        assert!(d.is_empty());
+    }
+
+    #[test]
+    fn name_lists_come_as_lists_or_comma_strings() {
+        #[derive(Deserialize)]
+        struct P {
+            #[serde(deserialize_with = "de_name_list")]
+            f: Option<Vec<String>>,
+        }
+        let p: P = serde_json::from_value(json!({"f": "a, b,c"})).unwrap();
+        assert_eq!(p.f.unwrap(), vec!["a", "b", "c"]);
+        let p: P = serde_json::from_value(json!({"f": ["x"]})).unwrap();
+        assert_eq!(p.f.unwrap(), vec!["x"]);
+        let p: P = serde_json::from_value(json!({"f": null})).unwrap();
+        assert!(p.f.is_none());
+    }
+}

@@ -1,0 +1,3 @@
+//! The `intelmq.bots.outputs.blackhole` module.
+
+pub mod output;

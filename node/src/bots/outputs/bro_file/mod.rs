@@ -1,0 +1,3 @@
+//! The `intelmq.bots.outputs.bro_file` module.
+
+pub mod output;

@@ -1,0 +1,3 @@
+//! The `intelmq.bots.outputs.elasticsearch` module.
+
+pub mod output;

@@ -1,0 +1,3 @@
+//! The `intelmq.bots.outputs.files` module.
+
+pub mod output;

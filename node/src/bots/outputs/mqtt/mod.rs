@@ -1,0 +1,3 @@
+//! The `intelmq.bots.outputs.mqtt` module (not in IntelMQ).
+
+pub mod output;

@@ -1,0 +1,3 @@
+//! The `intelmq.bots.outputs.redis` module.
+
+pub mod output;

@@ -1,0 +1,3 @@
+//! The `intelmq.bots.outputs.restapi` module.
+
+pub mod output;

@@ -1,0 +1,3 @@
+//! The `intelmq.bots.outputs.rpz_file` module.
+
+pub mod output;

@@ -1,0 +1,3 @@
+//! The `intelmq.bots.outputs.templated_smtp` module.
+
+pub mod output;

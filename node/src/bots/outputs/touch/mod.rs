@@ -1,0 +1,3 @@
+//! The `intelmq.bots.outputs.touch` module.
+
+pub mod output;

@@ -1,0 +1,3 @@
+//! The `intelmq.bots.outputs.udp` module.
+
+pub mod output;
