@@ -18,6 +18,7 @@ deps:
 	command -v protoc >/dev/null 2>&1 || missing="$$missing protobuf-compiler"; \
 	ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || missing="$$missing libclang-dev"; \
 	command -v cc >/dev/null 2>&1 || missing="$$missing build-essential"; \
+	command -v rsync >/dev/null 2>&1 || missing="$$missing rsync"; \
 	if [ -n "$$missing" ]; then \
 		echo "make: installing build prerequisites:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
@@ -41,6 +42,9 @@ run: build
 test: deps pydeps
 	$(CARGO) build --release --workspace --bins
 	$(CARGO) test --release --workspace --no-fail-fast
+	@# The conformance summaries (`conformance: N passed, M failed`) for the record.
+	$(CARGO) test --release -p intelmq-tests --test conformance_parsers --test conformance_experts \
+		--test conformance_outputs -- --nocapture 2>&1 | grep -E 'conformance.*(passed|not implemented|skipped)' || true
 
 clean-demo:
 	rm -rf "$(DEMO_ROOT)"

@@ -105,7 +105,9 @@ fn sentence(s: &str) -> String {
 pub fn status_message(b: &BotStatus) -> String {
     let id = &b.bot_id;
     match b.state.as_str() {
-        "running" => format!("Bot {id} is running."),
+        "running" if b.reason.trim().is_empty() => format!("Bot {id} is running."),
+        // A running bot that waits for its far side says why.
+        "running" => format!("Bot {id} is running, {}", sentence(&b.reason)),
         "stopped" => format!("Bot {id} is stopped."),
         "disabled" => format!("Bot {id} is disabled."),
         "starting" => format!("Bot {id} is starting."),
@@ -413,6 +415,10 @@ mod tests {
     #[test]
     fn status_messages_follow_intelmq() {
         assert_eq!(status_message(&st("a", "running", "")), "Bot a is running.");
+        assert_eq!(
+            status_message(&st("a", "running", "waiting: connection refused")),
+            "Bot a is running, waiting: connection refused."
+        );
         assert_eq!(status_message(&st("a", "stopped", "")), "Bot a is stopped.");
         assert_eq!(status_message(&st("a", "disabled", "")), "Bot a is disabled.");
         assert_eq!(status_message(&st("a", "failed", "cannot open file x")), "Bot a failed: cannot open file x.");

@@ -7,6 +7,11 @@ use clap::{Parser, Subcommand};
 
 use intelmq_node::{config, runtime};
 
+/// Bots allocate many small strings per message; mimalloc handles that far better than glibc's
+/// allocator across the bots' threads.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Runs an IntelMQ botnet on this node.
 #[derive(Parser, Debug)]
 #[command(name = "intelmq-node", version, about)]
@@ -44,6 +49,31 @@ enum Cmd {
         #[arg(long)]
         input: Option<PathBuf>,
     },
+    /// Print the PostgreSQL schema of IntelMQ's EventDB for the SQL output (IntelMQ's
+    /// `intelmq_psql_initdb`): the events table with a column per field and its indices.
+    Initdb {
+        /// JSON fields as `jsonb` instead of `json`.
+        #[arg(long)]
+        jsonb: bool,
+        /// Also a `raws` table, the `v_events` view joining both and its INSERT trigger.
+        #[arg(long)]
+        separate_raws: bool,
+        /// Add this field to the primary key (partitioning, e.g. TimescaleDB).
+        #[arg(long)]
+        partition_key: Option<String>,
+        /// Leave out the events table.
+        #[arg(long)]
+        no_events: bool,
+        /// IF NOT EXISTS / OR REPLACE on everything created.
+        #[arg(long)]
+        skip_or_replace: bool,
+        /// The harmonization file; default <root>/etc/harmonization.conf if present, else the shipped one.
+        #[arg(long)]
+        harmonization: Option<PathBuf>,
+        /// Write to this file instead of stdout.
+        #[arg(short = 'o', long = "outputfile", visible_alias = "output")]
+        output: Option<PathBuf>,
+    },
 }
 
 /// A JSON value given inline or in a file.
@@ -70,12 +100,19 @@ fn read_messages(path: &std::path::Path) -> anyhow::Result<Vec<serde_json::Value
             .lines()
             .filter(|l| !l.trim().is_empty())
             .enumerate()
-            .map(|(i, l)| serde_json::from_str(l).map_err(|e| anyhow::anyhow!("{} line {}: {e}", path.display(), i + 1)))
+            .map(|(i, l)| {
+                serde_json::from_str(l).map_err(|e| anyhow::anyhow!("{} line {}: {e}", path.display(), i + 1))
+            })
             .collect(),
     }
 }
 
-fn process(root: &std::path::Path, module: &str, params: Option<&str>, input: Option<&std::path::Path>) -> anyhow::Result<bool> {
+fn process(
+    root: &std::path::Path,
+    module: &str,
+    params: Option<&str>,
+    input: Option<&std::path::Path>,
+) -> anyhow::Result<bool> {
     let params = match params {
         Some(p) => match json_arg(p)? {
             serde_json::Value::Object(m) => m,
@@ -125,6 +162,33 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         }
+    }
+    if let Some(Cmd::Initdb {
+        jsonb,
+        separate_raws,
+        partition_key,
+        no_events,
+        skip_or_replace,
+        harmonization,
+        output,
+    }) = &args.command
+    {
+        use intelmq_node::bots::outputs::sql::initdb;
+        let opts = initdb::InitdbOptions {
+            no_events: *no_events,
+            separate_raws: *separate_raws,
+            partition_key: partition_key.clone(),
+            skip_or_replace: *skip_or_replace,
+            jsonb: *jsonb,
+        };
+        let root_file = args.root.as_ref().map(|r| r.join("etc/harmonization.conf")).filter(|p| p.exists());
+        return match initdb::run(&opts, harmonization.as_deref().or(root_file.as_deref()), output.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("intelmq-node initdb: {e}");
+                ExitCode::from(2)
+            }
+        };
     }
     if let Some(Cmd::Process { module, params, input }) = &args.command {
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));

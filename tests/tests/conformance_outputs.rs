@@ -31,18 +31,15 @@ const HARNESS_KEYS: &[&str] = &[
     "run_mode",
 ];
 
+#[path = "conformance_outputs/db.rs"]
+mod db;
 #[path = "conformance_outputs/net.rs"]
 mod net;
 
 fn corpus_dir() -> PathBuf {
     std::env::var_os("INTELMQ_OUTPUT_CONFORMANCE_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../shared/conformance-outputs"
-            ))
-        })
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/conformance-outputs")))
 }
 
 fn harmonization() -> Arc<Harmonization> {
@@ -51,8 +48,7 @@ fn harmonization() -> Arc<Harmonization> {
 }
 
 fn read_json(path: &Path) -> Result<Value, String> {
-    let text =
-        fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("cannot parse {}: {e}", path.display()))
 }
 
@@ -80,16 +76,14 @@ fn set_up(path: &Path, state: &Value) -> Result<(), String> {
 /// Compares a file parameter's state after the run with the expected one.
 fn check(path: &Path, want: &Value, name: &str) -> Option<String> {
     match want["kind"].as_str() {
-        Some("absent") => path
-            .exists()
-            .then(|| format!("  {name}: expected absent, but it exists")),
+        Some("absent") => path.exists().then(|| format!("  {name}: expected absent, but it exists")),
         Some("file") => {
             let expected = want["content"].as_str().unwrap_or_default();
             match fs::read_to_string(path) {
                 Ok(got) if got == expected => None,
-                Ok(got) => Some(format!(
-                    "  {name}: content differs\n    expected: {expected:?}\n    got:      {got:?}"
-                )),
+                Ok(got) => {
+                    Some(format!("  {name}: content differs\n    expected: {expected:?}\n    got:      {got:?}"))
+                }
                 Err(e) => Some(format!("  {name}: cannot read: {e}")),
             }
         }
@@ -102,15 +96,16 @@ fn check(path: &Path, want: &Value, name: &str) -> Option<String> {
                 .map(|(_, c)| c.as_str().unwrap_or_default().to_string())
                 .collect();
             let mut got: Vec<String> = match fs::read_dir(path) {
-                Ok(entries) => entries
-                    .filter_map(|e| e.ok())
-                    .filter_map(|e| fs::read_to_string(e.path()).ok())
-                    .collect(),
+                Ok(entries) => {
+                    entries.filter_map(|e| e.ok()).filter_map(|e| fs::read_to_string(e.path()).ok()).collect()
+                }
                 Err(e) => return Some(format!("  {name}: cannot list: {e}")),
             };
             expected.sort();
             got.sort();
-            (expected != got).then(|| format!("  {name}: directory contents differ\n    expected: {expected:?}\n    got:      {got:?}"))
+            (expected != got).then(|| {
+                format!("  {name}: directory contents differ\n    expected: {expected:?}\n    got:      {got:?}")
+            })
         }
         other => Some(format!("  {name}: unknown expected kind {other:?}")),
     }
@@ -121,15 +116,14 @@ enum Outcome {
     Fail(String),
 }
 
-fn run_case(
-    case: &Path,
-    meta: &Value,
-    entry: &registry::BotEntry,
-    h: &Arc<Harmonization>,
-) -> Result<Outcome, String> {
+fn run_case(case: &Path, meta: &Value, entry: &registry::BotEntry, h: &Arc<Harmonization>) -> Result<Outcome, String> {
     // The outputs-net group replays its cases against far ends of its own.
     if net::MODULES.contains(&entry.module) {
         return net::run_case(case, meta, entry, h);
+    }
+    // The outputs-db group replays its cases against the local Redis.
+    if db::MODULES.contains(&entry.module) {
+        return db::run_case(case, meta, entry, h);
     }
     let Value::Object(mut params) = read_json(&case.join("params.json"))? else {
         return Err("params.json is not an object".to_string());
@@ -138,12 +132,8 @@ fn run_case(
         params.remove(*key);
     }
     let effects = read_json(&case.join("expected_effects.json"))?;
-    if effects.get("email").is_some_and(|v| !v.is_null())
-        || effects.get("redis_after").is_some_and(|v| !v.is_null())
-    {
-        return Ok(Outcome::Fail(
-            "mail and redis effects cannot be checked by this harness".to_string(),
-        ));
+    if effects.get("email").is_some_and(|v| !v.is_null()) || effects.get("redis_after").is_some_and(|v| !v.is_null()) {
+        return Ok(Outcome::Fail("mail and redis effects cannot be checked by this harness".to_string()));
     }
     let scratch = tempfile::tempdir().map_err(|e| format!("cannot create a temp dir: {e}"))?;
     let files: Vec<&Value> = effects["files"].as_array().into_iter().flatten().collect();
@@ -154,40 +144,25 @@ fn run_case(
         let abs = scratch.path().join(name);
         set_up(&abs, &file["before"])?;
         if params.get(param).and_then(Value::as_str) == Some(name) {
-            params.insert(
-                param.to_string(),
-                Value::String(abs.to_string_lossy().into_owned()),
-            );
+            params.insert(param.to_string(), Value::String(abs.to_string_lossy().into_owned()));
         }
     }
     let built = (entry.build)(&params);
     if meta.get("expects_exception").is_some_and(|e| !e.is_null()) {
         return Ok(match built {
             Err(_) => Outcome::Pass,
-            Ok(_) => Outcome::Fail(
-                "expected the bot to refuse its parameters, but it was built".to_string(),
-            ),
+            Ok(_) => Outcome::Fail("expected the bot to refuse its parameters, but it was built".to_string()),
         });
     }
     let mut bot = match built {
         Ok(Bot::Output(bot)) => bot,
-        Ok(_) => {
-            return Ok(Outcome::Fail(format!(
-                "module {} did not build an output",
-                entry.module
-            )))
-        }
+        Ok(_) => return Ok(Outcome::Fail(format!("module {} did not build an output", entry.module))),
         Err(e) => return Ok(Outcome::Fail(format!("build failed: {e}"))),
     };
     let mut state = MemoryState::default();
     let mut log = MemoryLog::default();
     let mut errors = Vec::new();
-    for (i, input) in read_json(&case.join("input.json"))?
-        .as_array()
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    for (i, input) in read_json(&case.join("input.json"))?.as_array().into_iter().flatten().enumerate() {
         let wire = serde_json::to_vec(input).map_err(|e| e.to_string())?;
         let msg = match Message::from_wire(h.clone(), &wire, Some(MessageKind::Event)) {
             Ok(msg) => msg,
@@ -215,12 +190,7 @@ fn run_case(
             check(&scratch.path().join(name), &file["after"], name)
         })
         .collect();
-    let logged_errors: Vec<&String> = log
-        .lines
-        .iter()
-        .filter(|(l, _)| *l >= Level::Error)
-        .map(|(_, m)| m)
-        .collect();
+    let logged_errors: Vec<&String> = log.lines.iter().filter(|(l, _)| *l >= Level::Error).map(|(_, m)| m).collect();
     let allowed = meta["allowed_error_count"].as_u64().unwrap_or(0) as usize;
     if errors.len() + logged_errors.len() > allowed {
         problems.push(format!(
@@ -228,11 +198,7 @@ fn run_case(
             errors.len() + logged_errors.len()
         ));
     }
-    Ok(if problems.is_empty() {
-        Outcome::Pass
-    } else {
-        Outcome::Fail(problems.join("\n"))
-    })
+    Ok(if problems.is_empty() { Outcome::Pass } else { Outcome::Fail(problems.join("\n")) })
 }
 
 #[test]
@@ -244,10 +210,7 @@ fn output_conformance() {
             "output conformance corpus {} is missing and INTELMQ_REQUIRE_CONFORMANCE=1",
             dir.display()
         );
-        eprintln!(
-            "output conformance: skipped, corpus {} not found",
-            dir.display()
-        );
+        eprintln!("output conformance: skipped, corpus {} not found", dir.display());
         return;
     }
     let h = harmonization();
@@ -261,10 +224,7 @@ fn output_conformance() {
     let (mut passed, mut failed) = (0, 0);
     let mut not_implemented: BTreeMap<String, usize> = BTreeMap::new();
     for case in &cases {
-        let name = case
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = case.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let meta = match read_json(&case.join("meta.json")) {
             Ok(meta) => meta,
             Err(e) => {
@@ -291,10 +251,7 @@ fn output_conformance() {
         }
     }
     let skipped: usize = not_implemented.values().sum();
-    eprintln!(
-        "output conformance: {skipped} case(s) of {} module(s) not implemented",
-        not_implemented.len()
-    );
+    eprintln!("output conformance: {skipped} case(s) of {} module(s) not implemented", not_implemented.len());
     eprintln!("output conformance: {passed} passed, {failed} failed");
     assert_eq!(failed, 0, "output conformance: {failed} case(s) failed");
 }

@@ -14,8 +14,7 @@ use intelmq_node::bots::registry;
 use intelmq_node::bots::{Bot, BotKind, Context, MemoryLog, MemoryState};
 use intelmq_node::message::{Harmonization, Message, MessageKind};
 use intelmq_tests::conformance::{
-    case_dirs, case_name, corpus_dir, corpus_required, load_object, load_objects, CompareRule,
-    JsonMessage,
+    case_dirs, case_name, corpus_dir, corpus_required, load_object, load_objects, CompareRule, JsonMessage,
 };
 
 /// Parameters the recording harness set that do not belong to the bot.
@@ -38,10 +37,7 @@ fn corpus() -> Option<std::path::PathBuf> {
         return Some(dir);
     }
     if corpus_required() {
-        panic!(
-            "conformance corpus {} not found and INTELMQ_REQUIRE_CONFORMANCE=1",
-            dir.display()
-        );
+        panic!("conformance corpus {} not found and INTELMQ_REQUIRE_CONFORMANCE=1", dir.display());
     }
     println!("conformance: corpus {} not found, skipped", dir.display());
     None
@@ -50,10 +46,7 @@ fn corpus() -> Option<std::path::PathBuf> {
 /// Runs one case folder.
 fn run_case(dir: &Path, harmonization: &Arc<Harmonization>) -> anyhow::Result<Outcome> {
     let meta = load_object(&dir.join("meta.json"))?;
-    let module = meta
-        .get("parser")
-        .and_then(Value::as_str)
-        .ok_or_else(|| anyhow!("meta.json has no `parser`"))?;
+    let module = meta.get("parser").and_then(Value::as_str).ok_or_else(|| anyhow!("meta.json has no `parser`"))?;
     let Some(entry) = registry::find(module) else {
         return Ok(Outcome::NotImplemented);
     };
@@ -65,16 +58,11 @@ fn run_case(dir: &Path, harmonization: &Arc<Harmonization>) -> anyhow::Result<Ou
     let common = ParserCommon::take_from(&mut params).map_err(|e| anyhow!("{e}"))?;
     let mut bot = match (entry.build)(&params) {
         Ok(Bot::Parser(bot)) => bot,
-        Ok(other) => bail!(
-            "module {module} is registered as {:?}, not as a parser",
-            other.kind()
-        ),
+        Ok(other) => bail!("module {module} is registered as {:?}, not as a parser", other.kind()),
         Err(e) => return Ok(Outcome::Failed(format!("  cannot build the bot: {e}\n"))),
     };
     if let Err(e) = common.validate(harmonization) {
-        return Ok(Outcome::Failed(format!(
-            "  invalid common parameters: {e}\n"
-        )));
+        return Ok(Outcome::Failed(format!("  invalid common parameters: {e}\n")));
     }
 
     let reports = load_objects(&dir.join("report.json"))?;
@@ -112,9 +100,7 @@ fn run_case(dir: &Path, harmonization: &Arc<Harmonization>) -> anyhow::Result<Ou
     for (i, event) in events.iter().enumerate() {
         let wire = event.to_wire();
         if let Err(e) = Message::from_wire(harmonization.clone(), wire.as_bytes(), None) {
-            problems.push_str(&format!(
-                "  event #{i} does not re-parse from the wire: {e}\n"
-            ));
+            problems.push_str(&format!("  event #{i} does not re-parse from the wire: {e}\n"));
         }
         match serde_json::from_str::<Value>(&wire) {
             Ok(Value::Object(map)) => {
@@ -125,9 +111,7 @@ fn run_case(dir: &Path, harmonization: &Arc<Harmonization>) -> anyhow::Result<Ou
                 }
                 actual.push(map);
             }
-            _ => problems.push_str(&format!(
-                "  event #{i} is not a JSON object on the wire: {wire}\n"
-            )),
+            _ => problems.push_str(&format!("  event #{i} is not a JSON object on the wire: {wire}\n")),
         }
     }
 
@@ -137,13 +121,8 @@ fn run_case(dir: &Path, harmonization: &Arc<Harmonization>) -> anyhow::Result<Ou
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    let expected_failed_lines = logged
-        .iter()
-        .filter(|e| e.starts_with("Failed to parse line."))
-        .count();
-    let expects_bot_error = logged
-        .iter()
-        .any(|e| e.starts_with("Bot has found a problem."));
+    let expected_failed_lines = logged.iter().filter(|e| e.starts_with("Failed to parse line.")).count();
+    let expects_bot_error = logged.iter().any(|e| e.starts_with("Bot has found a problem."));
     if failed_lines != expected_failed_lines {
         problems.push_str(&format!(
             "  {failed_lines} failed line(s), IntelMQ logged {expected_failed_lines}: {logged:?}\n"
@@ -153,15 +132,10 @@ fn run_case(dir: &Path, harmonization: &Arc<Harmonization>) -> anyhow::Result<Ou
         }
     }
     if !bot_errors.is_empty() && !expects_bot_error {
-        problems.push_str(&format!(
-            "  the bot failed on the report: {}\n",
-            bot_errors.join("; ")
-        ));
+        problems.push_str(&format!("  the bot failed on the report: {}\n", bot_errors.join("; ")));
     }
     if bot_errors.is_empty() && expects_bot_error {
-        problems.push_str(&format!(
-            "  IntelMQ failed on the report ({logged:?}), we did not\n"
-        ));
+        problems.push_str(&format!("  IntelMQ failed on the report ({logged:?}), we did not\n"));
     }
 
     // Dates without a year get the current year in IntelMQ (and here): the expectation holds the
@@ -182,11 +156,7 @@ fn run_case(dir: &Path, harmonization: &Arc<Harmonization>) -> anyhow::Result<Ou
         problems.push_str(&diff);
     }
 
-    Ok(if problems.is_empty() {
-        Outcome::Passed
-    } else {
-        Outcome::Failed(problems)
-    })
+    Ok(if problems.is_empty() { Outcome::Passed } else { Outcome::Failed(problems) })
 }
 
 /// The project's own cases (same layout), for parsers and inputs the corpus lacks.
@@ -213,18 +183,16 @@ fn run_corpus(label: &str, corpus: &Path) {
     let mut not_implemented = Vec::new();
     for dir in &dirs {
         let name = case_name(dir);
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_case(dir, &harmonization)
-        }))
-        .unwrap_or_else(|panic| {
-            let text = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            Ok(Outcome::Failed(format!("  panicked: {text}\n")))
-        })
-        .with_context(|| format!("case {name}"));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_case(dir, &harmonization)))
+            .unwrap_or_else(|panic| {
+                let text = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                Ok(Outcome::Failed(format!("  panicked: {text}\n")))
+            })
+            .with_context(|| format!("case {name}"));
         match outcome {
             Ok(Outcome::Passed) => passed += 1,
             Ok(Outcome::NotImplemented) => not_implemented.push(name),
@@ -239,21 +207,12 @@ fn run_corpus(label: &str, corpus: &Path) {
         }
     }
 
-    println!(
-        "{label}: {} case(s) not implemented: {}",
-        not_implemented.len(),
-        not_implemented.join(", ")
-    );
+    println!("{label}: {} case(s) not implemented: {}", not_implemented.len(), not_implemented.join(", "));
     if !failed.is_empty() {
         println!("{label}: failed cases: {}", failed.join(", "));
     }
     println!("{label}: {passed} passed, {} failed", failed.len());
-    assert_eq!(
-        failed.len(),
-        0,
-        "parser conformance failures: {}",
-        failed.join(", ")
-    );
+    assert_eq!(failed.len(), 0, "parser conformance failures: {}", failed.join(", "));
 }
 
 #[test]
@@ -263,8 +222,7 @@ fn every_registered_parser_has_a_case() {
     let mut dirs = case_dirs(&corpus).expect("the corpus is readable");
     dirs.extend(case_dirs(&own_cases()).expect("the project's cases are readable"));
     for dir in dirs {
-        let meta: Map<String, Value> =
-            load_object(&dir.join("meta.json")).expect("meta.json is readable");
+        let meta: Map<String, Value> = load_object(&dir.join("meta.json")).expect("meta.json is readable");
         if let Some(module) = meta.get("parser").and_then(Value::as_str) {
             covered.insert(module.to_string());
         }
@@ -274,8 +232,5 @@ fn every_registered_parser_has_a_case() {
         .filter(|e| e.kind == BotKind::Parser && !covered.contains(e.module))
         .map(|e| e.module)
         .collect();
-    assert!(
-        missing.is_empty(),
-        "registered parsers without a conformance case: {missing:?}"
-    );
+    assert!(missing.is_empty(), "registered parsers without a conformance case: {missing:?}");
 }

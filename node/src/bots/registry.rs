@@ -65,41 +65,151 @@ pub static REGISTRY: &[BotEntry] = &[
         "intelmq.bots.collectors.file.collector_file",
         collectors::file::collector_file::FileCollectorBot
     ),
-    entry!(Collector, "intelmq.bots.collectors.amqp.collector_amqp", collectors::amqp::collector_amqp::AmqpCollectorBot),
+    entry!(
+        Collector,
+        "intelmq.bots.collectors.amqp.collector_amqp",
+        collectors::amqp::collector_amqp::AmqpCollectorBot
+    ),
     entry!(Collector, "intelmq.bots.collectors.api.collector_api", collectors::api::collector_api::ApiCollectorBot),
     entry!(Collector, "intelmq.bots.collectors.tcp.collector", collectors::tcp::collector::TcpCollectorBot),
+    entry!(
+        Collector,
+        "intelmq.bots.collectors.http.collector_http",
+        collectors::http::collector_http::HttpCollectorBot
+    ),
+    entry!(
+        Collector,
+        "intelmq.bots.collectors.http.collector_http_stream",
+        collectors::http::collector_http_stream::HttpStreamCollectorBot
+    ),
+    entry!(
+        Collector,
+        "intelmq.bots.collectors.alienvault_otx.collector",
+        collectors::alienvault_otx::collector::AlienvaultOtxCollectorBot
+    ),
+    entry!(
+        Collector,
+        "intelmq.bots.collectors.blueliv.collector_crimeserver",
+        collectors::blueliv::collector_crimeserver::BluelivCrimeserverCollectorBot
+    ),
+    entry!(
+        Collector,
+        "intelmq.bots.collectors.github_api.collector_github_contents_api",
+        collectors::github_api::collector_github_contents_api::GithubContentsApiCollectorBot
+    ),
+    entry!(
+        Collector,
+        "intelmq.bots.collectors.microsoft.collector_interflow",
+        collectors::microsoft::collector_interflow::MicrosoftInterflowCollectorBot
+    ),
+    entry!(Collector, "intelmq.bots.collectors.misp.collector", collectors::misp::collector::MispCollectorBot),
+    entry!(
+        Collector,
+        "intelmq.bots.collectors.shadowserver.collector_reports_api",
+        collectors::shadowserver::collector_reports_api::ShadowserverReportsApiCollectorBot
+    ),
+    entry!(
+        Collector,
+        "intelmq.bots.collectors.shodan.collector_stream",
+        collectors::shodan::collector_stream::ShodanStreamCollectorBot
+    ),
+    entry!(
+        Collector,
+        "intelmq.bots.collectors.mail.collector_mail_attach",
+        collectors::mail::collector_mail_attach::MailAttachCollectorBot
+    ),
+    entry!(
+        Collector,
+        "intelmq.bots.collectors.mail.collector_mail_body",
+        collectors::mail::collector_mail_body::MailBodyCollectorBot
+    ),
+    entry!(
+        Collector,
+        "intelmq.bots.collectors.mail.collector_mail_url",
+        collectors::mail::collector_mail_url::MailUrlCollectorBot
+    ),
+    entry!(
+        Collector,
+        "intelmq.bots.collectors.rsync.collector_rsync",
+        collectors::rsync::collector_rsync::RsyncCollectorBot
+    ),
+    entry!(Collector, "intelmq.bots.collectors.stomp.collector", collectors::stomp::collector::StompCollectorBot),
     // registry:collectors-net
     // -- parsers (alphabetical within each block) --
     entry!(Parser, "intelmq.bots.parsers.generic.parser_csv", parsers::generic::parser_csv::GenericCsvParserBot),
-    entry!(Parser, "intelmq.bots.parsers.abusech.parser_feodotracker", parsers::abusech::parser_feodotracker::AbusechFeodotrackerParserBot),
+    entry!(
+        Parser,
+        "intelmq.bots.parsers.abusech.parser_feodotracker",
+        parsers::abusech::parser_feodotracker::AbusechFeodotrackerParserBot
+    ),
     entry!(Parser, "intelmq.bots.parsers.alienvault.parser", parsers::alienvault::parser::AlienvaultParserBot),
-    entry!(Parser, "intelmq.bots.parsers.alienvault.parser_otx", parsers::alienvault::parser_otx::AlienvaultOtxParserBot),
-    entry!(Parser, "intelmq.bots.parsers.anubisnetworks.parser", parsers::anubisnetworks::parser::AnubisnetworksParserBot),
-    entry!(Parser, "intelmq.bots.parsers.blueliv.parser_crimeserver", parsers::blueliv::parser_crimeserver::BluelivCrimeserverParserBot),
-    entry!(Parser, "intelmq.bots.parsers.calidog.parser_certstream", parsers::calidog::parser_certstream::CalidogCertstreamParserBot),
+    entry!(
+        Parser,
+        "intelmq.bots.parsers.alienvault.parser_otx",
+        parsers::alienvault::parser_otx::AlienvaultOtxParserBot
+    ),
+    entry!(
+        Parser,
+        "intelmq.bots.parsers.anubisnetworks.parser",
+        parsers::anubisnetworks::parser::AnubisnetworksParserBot
+    ),
+    entry!(
+        Parser,
+        "intelmq.bots.parsers.blueliv.parser_crimeserver",
+        parsers::blueliv::parser_crimeserver::BluelivCrimeserverParserBot
+    ),
+    entry!(
+        Parser,
+        "intelmq.bots.parsers.calidog.parser_certstream",
+        parsers::calidog::parser_certstream::CalidogCertstreamParserBot
+    ),
     entry!(Parser, "intelmq.bots.parsers.cznic.parser_haas", parsers::cznic::parser_haas::CznicHaasParserBot),
     entry!(Parser, "intelmq.bots.parsers.cznic.parser_proki", parsers::cznic::parser_proki::CznicProkiParserBot),
     entry!(Parser, "intelmq.bots.parsers.eset.parser", parsers::eset::parser::EsetParserBot),
-    entry!(Parser, "intelmq.bots.parsers.fraunhofer.parser_dga", parsers::fraunhofer::parser_dga::FraunhoferDgaParserBot),
+    entry!(
+        Parser,
+        "intelmq.bots.parsers.fraunhofer.parser_dga",
+        parsers::fraunhofer::parser_dga::FraunhoferDgaParserBot
+    ),
     entry!(Parser, "intelmq.bots.parsers.json.parser", parsers::json::parser::JsonParserBot),
     entry!(Parser, "intelmq.bots.parsers.key_value.parser", parsers::key_value::parser::KeyValueParserBot),
     // registry:parsers-json
-    entry!(Parser, "intelmq.bots.parsers.cymru.parser_cap_program", parsers::cymru::parser_cap_program::CymruCapProgramParserBot),
-    entry!(Parser, "intelmq.bots.parsers.cymru.parser_full_bogons", parsers::cymru::parser_full_bogons::CymruFullBogonsParserBot),
+    entry!(
+        Parser,
+        "intelmq.bots.parsers.cymru.parser_cap_program",
+        parsers::cymru::parser_cap_program::CymruCapProgramParserBot
+    ),
+    entry!(
+        Parser,
+        "intelmq.bots.parsers.cymru.parser_full_bogons",
+        parsers::cymru::parser_full_bogons::CymruFullBogonsParserBot
+    ),
     entry!(Parser, "intelmq.bots.parsers.shadowserver.parser", parsers::shadowserver::parser::ShadowserverParserBot),
     // registry:parsers-shadowserver
     entry!(Parser, "intelmq.bots.parsers.bambenek.parser", parsers::bambenek::parser::BambenekParserBot),
     entry!(Parser, "intelmq.bots.parsers.blocklistde.parser", parsers::blocklistde::parser::BlockListDEParserBot),
     entry!(Parser, "intelmq.bots.parsers.cert_eu.parser_csv", parsers::cert_eu::parser_csv::CertEUCSVParserBot),
     entry!(Parser, "intelmq.bots.parsers.ci_army.parser", parsers::ci_army::parser::CIArmyParserBot),
-    entry!(Parser, "intelmq.bots.parsers.danger_rulez.parser", parsers::danger_rulez::parser::BruteForceBlockerParserBot),
+    entry!(
+        Parser,
+        "intelmq.bots.parsers.danger_rulez.parser",
+        parsers::danger_rulez::parser::BruteForceBlockerParserBot
+    ),
     entry!(Parser, "intelmq.bots.parsers.dataplane.parser", parsers::dataplane::parser::DataplaneParserBot),
     entry!(Parser, "intelmq.bots.parsers.dshield.parser_asn", parsers::dshield::parser_asn::DShieldASNParserBot),
     entry!(Parser, "intelmq.bots.parsers.dshield.parser_block", parsers::dshield::parser_block::DshieldBlockParserBot),
     entry!(Parser, "intelmq.bots.parsers.dyn.parser", parsers::r#dyn::parser::DynParserBot),
-    entry!(Parser, "intelmq.bots.parsers.malwarepatrol.parser_dansguardian", parsers::malwarepatrol::parser_dansguardian::DansParserBot),
+    entry!(
+        Parser,
+        "intelmq.bots.parsers.malwarepatrol.parser_dansguardian",
+        parsers::malwarepatrol::parser_dansguardian::DansParserBot
+    ),
     entry!(Parser, "intelmq.bots.parsers.openphish.parser", parsers::openphish::parser::OpenPhishParserBot),
-    entry!(Parser, "intelmq.bots.parsers.openphish.parser_commercial", parsers::openphish::parser_commercial::OpenPhishCommercialParserBot),
+    entry!(
+        Parser,
+        "intelmq.bots.parsers.openphish.parser_commercial",
+        parsers::openphish::parser_commercial::OpenPhishCommercialParserBot
+    ),
     entry!(Parser, "intelmq.bots.parsers.spamhaus.parser_cert", parsers::spamhaus::parser_cert::SpamhausCERTParserBot),
     entry!(Parser, "intelmq.bots.parsers.spamhaus.parser_drop", parsers::spamhaus::parser_drop::SpamhausDropParserBot),
     entry!(Parser, "intelmq.bots.parsers.surbl.parser", parsers::surbl::parser::SurblParserBot),
@@ -115,8 +225,16 @@ pub static REGISTRY: &[BotEntry] = &[
     entry!(Parser, "intelmq.bots.parsers.github_feed.parser", parsers::github_feed::parser::GithubFeedParserBot),
     entry!(Parser, "intelmq.bots.parsers.hibp.parser_callback", parsers::hibp::parser_callback::HibpCallbackParserBot),
     entry!(Parser, "intelmq.bots.parsers.mcafee.parser_atd", parsers::mcafee::parser_atd::McafeeAtdParserBot),
-    entry!(Parser, "intelmq.bots.parsers.microsoft.parser_bingmurls", parsers::microsoft::parser_bingmurls::MicrosoftBingMurlsParserBot),
-    entry!(Parser, "intelmq.bots.parsers.microsoft.parser_ctip", parsers::microsoft::parser_ctip::MicrosoftCtipParserBot),
+    entry!(
+        Parser,
+        "intelmq.bots.parsers.microsoft.parser_bingmurls",
+        parsers::microsoft::parser_bingmurls::MicrosoftBingMurlsParserBot
+    ),
+    entry!(
+        Parser,
+        "intelmq.bots.parsers.microsoft.parser_ctip",
+        parsers::microsoft::parser_ctip::MicrosoftCtipParserBot
+    ),
     entry!(Parser, "intelmq.bots.parsers.misp.parser", parsers::misp::parser::MispParserBot),
     entry!(Parser, "intelmq.bots.parsers.n6.parser_n6stomp", parsers::n6::parser_n6stomp::N6StompParserBot),
     entry!(Parser, "intelmq.bots.parsers.phishtank.parser", parsers::phishtank::parser::PhishtankParserBot),
@@ -143,7 +261,11 @@ pub static REGISTRY: &[BotEntry] = &[
     entry!(Expert, "intelmq.bots.experts.remove_affix.expert", experts::remove_affix::expert::RemoveAffixExpertBot),
     entry!(Expert, "intelmq.bots.experts.rfc1918.expert", experts::rfc1918::expert::Rfc1918ExpertBot),
     entry!(Expert, "intelmq.bots.experts.threshold.expert", experts::threshold::expert::ThresholdExpertBot),
-    entry!(Expert, "intelmq.bots.experts.truncate_by_delimiter.expert", experts::truncate_by_delimiter::expert::TruncateByDelimiterExpertBot),
+    entry!(
+        Expert,
+        "intelmq.bots.experts.truncate_by_delimiter.expert",
+        experts::truncate_by_delimiter::expert::TruncateByDelimiterExpertBot
+    ),
     entry!(Expert, "intelmq.bots.experts.url.expert", experts::url::expert::UrlExpertBot),
     entry!(Expert, "intelmq.bots.experts.wait.expert", experts::wait::expert::WaitExpertBot),
     // registry:experts-general
@@ -179,7 +301,11 @@ pub static REGISTRY: &[BotEntry] = &[
     entry!(Output, "intelmq.bots.outputs.rpz_file.output", outputs::rpz_file::output::RpzFileOutputBot),
     entry!(Output, "intelmq.bots.outputs.smtp.output", outputs::smtp::output::SmtpOutputBot),
     entry!(Output, "intelmq.bots.outputs.tcp.output", outputs::tcp::output::TcpOutputBot),
-    entry!(Output, "intelmq.bots.outputs.templated_smtp.output", outputs::templated_smtp::output::TemplatedSmtpOutputBot),
+    entry!(
+        Output,
+        "intelmq.bots.outputs.templated_smtp.output",
+        outputs::templated_smtp::output::TemplatedSmtpOutputBot
+    ),
     entry!(Output, "intelmq.bots.outputs.touch.output", outputs::touch::output::TouchOutputBot),
     entry!(Output, "intelmq.bots.outputs.udp.output", outputs::udp::output::UdpOutputBot),
     // registry:outputs-net

@@ -60,7 +60,10 @@ mod tests {
     fn only_the_right_token_passes() {
         let mut auth = BearerAuth::new(Some("s3cret".into()));
         assert!(auth.call(with_header(Some("Bearer s3cret"))).is_ok());
-        assert_eq!(auth.call(with_header(Some("Bearer s3cre"))).err().map(|s| s.code()), Some(tonic::Code::Unauthenticated));
+        assert_eq!(
+            auth.call(with_header(Some("Bearer s3cre"))).err().map(|s| s.code()),
+            Some(tonic::Code::Unauthenticated)
+        );
         assert_eq!(auth.call(with_header(None)).err().map(|s| s.code()), Some(tonic::Code::Unauthenticated));
         let mut open = BearerAuth::new(None);
         assert!(open.call(with_header(None)).is_ok());

@@ -64,7 +64,8 @@ pub fn claim_socket(socket: &Path) -> Result<(), ServeError> {
         if std::os::unix::net::UnixStream::connect(socket).is_ok() {
             return Err(ServeError::AlreadyRunning(socket.to_path_buf()));
         }
-        std::fs::remove_file(socket).map_err(|source| ServeError::Bind { what: socket.display().to_string(), source })?;
+        std::fs::remove_file(socket)
+            .map_err(|source| ServeError::Bind { what: socket.display().to_string(), source })?;
     }
     Ok(())
 }
@@ -77,7 +78,8 @@ pub fn spawn(node: NodeHandle) -> Result<(), ServeError> {
     let tcp = botnet.node.control.tcp;
     let token = match botnet.node.token_file(&botnet.root) {
         Some(file) => {
-            let text = std::fs::read_to_string(&file).map_err(|source| ServeError::Token { file: file.clone(), source })?;
+            let text =
+                std::fs::read_to_string(&file).map_err(|source| ServeError::Token { file: file.clone(), source })?;
             let t = text.trim().to_string();
             if t.is_empty() {
                 return Err(ServeError::EmptyToken(file));

@@ -49,7 +49,8 @@ pub fn parse_log_line(line: &str) -> Option<LogRecord> {
     let name = parts.next()?;
     let level = parts.next()?;
     let message = parts.next()?;
-    let looks_like_date = date.len() >= 19 && date.as_bytes().get(4) == Some(&b'-') && date.as_bytes().get(10) == Some(&b' ');
+    let looks_like_date =
+        date.len() >= 19 && date.as_bytes().get(4) == Some(&b'-') && date.as_bytes().get(10) == Some(&b' ');
     if !looks_like_date || Level::parse(level).is_none() {
         return None;
     }
@@ -141,7 +142,7 @@ pub fn inject(node: &NodeHandle, queue: &str, json: &str, default_type: &str) ->
     let msg = Message::from_wire(botnet.harmonization.clone(), json.as_bytes(), Some(kind))
         .map_err(|e| ControlError::Invalid(format!("message rejected: {e}")))?;
     let mut step = Step::new();
-    step.put(queue, msg.to_wire().into_bytes());
+    step.put(queue, msg.to_internal());
     node.store.commit(step).map_err(internal)?;
     Ok(node.store.queue_len(queue))
 }
@@ -198,7 +199,9 @@ pub fn recover_dumps(
     for (id, entry) in entries {
         let target = if queue.is_empty() { entry.source_queue.clone().unwrap_or_default() } else { queue.to_string() };
         if target.is_empty() {
-            return Err(ControlError::Invalid(format!("dump entry {id} has no source queue: name a queue to recover it into")));
+            return Err(ControlError::Invalid(format!(
+                "dump entry {id} has no source queue: name a queue to recover it into"
+            )));
         }
         if consumer_of(&botnet, &target).is_none() {
             return Err(ControlError::UnknownQueue(target));
@@ -230,7 +233,8 @@ pub fn recover_dumps(
 /// Replaces the message of a dump entry after validating it.
 pub fn update_dump(node: &NodeHandle, id: u64, message: &str) -> Result<(u64, DumpEntry), ControlError> {
     let botnet = node.botnet()?;
-    let mut entry = node.store.dump_entry(id).map_err(internal)?.ok_or(ControlError::UnknownDump { id, bot: String::new() })?;
+    let mut entry =
+        node.store.dump_entry(id).map_err(internal)?.ok_or(ControlError::UnknownDump { id, bot: String::new() })?;
     let value: Value = serde_json::from_str(message).map_err(|e| ControlError::Invalid(format!("not JSON: {e}")))?;
     let kind = match value.get("__type").and_then(Value::as_str) {
         Some(_) => None,
@@ -273,8 +277,8 @@ pub fn export_dumps(node: &NodeHandle, bot_id: &str) -> Result<String, ControlEr
 
 /// Adds the entries of an IntelMQ `.dump` document; `bot_id` overrides the entries' bot.
 pub fn import_dumps(node: &NodeHandle, json: &str, bot_id: &str) -> Result<u64, ControlError> {
-    let doc: serde_json::Map<String, Value> =
-        serde_json::from_str(json).map_err(|e| ControlError::Invalid(format!("not an IntelMQ dump (a JSON object): {e}")))?;
+    let doc: serde_json::Map<String, Value> = serde_json::from_str(json)
+        .map_err(|e| ControlError::Invalid(format!("not an IntelMQ dump (a JSON object): {e}")))?;
     let mut step = Step::new();
     let mut n = 0;
     for (time, v) in doc {
@@ -290,7 +294,9 @@ pub fn import_dumps(node: &NodeHandle, json: &str, bot_id: &str) -> Result<u64, 
             Some(other) => other.to_string(),
         };
         let traceback = match v.get("traceback") {
-            Some(Value::Array(a)) => a.iter().map(|l| l.as_str().map(str::to_string).unwrap_or_else(|| l.to_string())).collect(),
+            Some(Value::Array(a)) => {
+                a.iter().map(|l| l.as_str().map(str::to_string).unwrap_or_else(|| l.to_string())).collect()
+            }
             Some(Value::String(s)) => s.lines().map(str::to_string).collect(),
             _ => Vec::new(),
         };
@@ -362,7 +368,10 @@ pub fn check(root: &Path, node: Option<&NodeHandle>) -> Vec<(String, String)> {
         let configured = botnet.queues();
         let names = node.store.queue_names();
         let total: u64 = names.iter().map(|q| node.store.queue_len(q)).sum();
-        add("info", format!("Store at {} is open: {} queues, {total} messages.", node.store.path().display(), names.len()));
+        add(
+            "info",
+            format!("Store at {} is open: {} queues, {total} messages.", node.store.path().display(), names.len()),
+        );
         for q in names {
             let n = node.store.queue_len(&q);
             if n > 0 && !configured.contains(&q) {

@@ -304,10 +304,8 @@ impl Control for ControlService {
     }
 
     async fn list_dumps(&self, _r: Request<pb::ListDumpsRequest>) -> Result<Response<pb::ListDumpsResponse>, Status> {
-        let bots = ops::dump_counts(&self.node)?
-            .into_iter()
-            .map(|(bot_id, count)| pb::DumpCount { bot_id, count })
-            .collect();
+        let bots =
+            ops::dump_counts(&self.node)?.into_iter().map(|(bot_id, count)| pb::DumpCount { bot_id, count }).collect();
         Ok(Response::new(pb::ListDumpsResponse { bots }))
     }
 
@@ -315,10 +313,15 @@ impl Control for ControlService {
         let r = r.into_inner();
         known_bot(&self.node, &r.bot_id)?;
         let entries = ops::dump_entries(&self.node, &r.bot_id, &r.ids)?;
-        Ok(Response::new(pb::ShowDumpsResponse { entries: entries.into_iter().map(|(i, e)| dump_to_pb(i, e)).collect() }))
+        Ok(Response::new(pb::ShowDumpsResponse {
+            entries: entries.into_iter().map(|(i, e)| dump_to_pb(i, e)).collect(),
+        }))
     }
 
-    async fn delete_dumps(&self, r: Request<pb::DeleteDumpsRequest>) -> Result<Response<pb::DeleteDumpsResponse>, Status> {
+    async fn delete_dumps(
+        &self,
+        r: Request<pb::DeleteDumpsRequest>,
+    ) -> Result<Response<pb::DeleteDumpsResponse>, Status> {
         let r = r.into_inner();
         known_bot(&self.node, &r.bot_id)?;
         if !r.all && r.ids.is_empty() {
@@ -328,7 +331,10 @@ impl Control for ControlService {
         Ok(Response::new(pb::DeleteDumpsResponse { deleted }))
     }
 
-    async fn recover_dumps(&self, r: Request<pb::RecoverDumpsRequest>) -> Result<Response<pb::RecoverDumpsResponse>, Status> {
+    async fn recover_dumps(
+        &self,
+        r: Request<pb::RecoverDumpsRequest>,
+    ) -> Result<Response<pb::RecoverDumpsResponse>, Status> {
         let r = r.into_inner();
         known_bot(&self.node, &r.bot_id)?;
         if !r.all && r.ids.is_empty() {
@@ -345,13 +351,19 @@ impl Control for ControlService {
         Ok(Response::new(pb::UpdateDumpResponse { entry: Some(dump_to_pb(id, entry)) }))
     }
 
-    async fn export_dumps(&self, r: Request<pb::ExportDumpsRequest>) -> Result<Response<pb::ExportDumpsResponse>, Status> {
+    async fn export_dumps(
+        &self,
+        r: Request<pb::ExportDumpsRequest>,
+    ) -> Result<Response<pb::ExportDumpsResponse>, Status> {
         let r = r.into_inner();
         known_bot(&self.node, &r.bot_id)?;
         Ok(Response::new(pb::ExportDumpsResponse { dump_json: ops::export_dumps(&self.node, &r.bot_id)? }))
     }
 
-    async fn import_dumps(&self, r: Request<pb::ImportDumpsRequest>) -> Result<Response<pb::ImportDumpsResponse>, Status> {
+    async fn import_dumps(
+        &self,
+        r: Request<pb::ImportDumpsRequest>,
+    ) -> Result<Response<pb::ImportDumpsResponse>, Status> {
         let r = r.into_inner();
         if !r.bot_id.is_empty() {
             known_bot(&self.node, &r.bot_id)?;
@@ -360,7 +372,10 @@ impl Control for ControlService {
         Ok(Response::new(pb::ImportDumpsResponse { imported }))
     }
 
-    async fn inject_message(&self, r: Request<pb::InjectMessageRequest>) -> Result<Response<pb::InjectMessageResponse>, Status> {
+    async fn inject_message(
+        &self,
+        r: Request<pb::InjectMessageRequest>,
+    ) -> Result<Response<pb::InjectMessageResponse>, Status> {
         let r = r.into_inner();
         let size = ops::inject(&self.node, &r.queue, &r.message_json, &r.default_type)?;
         // Wake the consumer: a running bot picks the message up at once.

@@ -4,7 +4,7 @@
 //! (IntelMQ `TimeFormat` / `DateTime.convert`).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 use regex::{Regex, RegexBuilder};
@@ -37,7 +37,43 @@ pub fn format_utc(dt: NaiveDateTime) -> String {
 /// DateTime validity: the value is in IntelMQ's canonical UTC form, i.e. Python's
 /// `strptime(v, '%Y-%m-%dT%H:%M:%S+00:00')` or `'%Y-%m-%dT%H:%M:%S.%f+00:00'` accepts it.
 pub fn is_valid(value: &str) -> bool {
-    strptime(value, "%Y-%m-%dT%H:%M:%S+00:00").is_some() || strptime(value, "%Y-%m-%dT%H:%M:%S.%f+00:00").is_some()
+    canonical_fast(value)
+        || strptime(value, "%Y-%m-%dT%H:%M:%S+00:00").is_some()
+        || strptime(value, "%Y-%m-%dT%H:%M:%S.%f+00:00").is_some()
+}
+
+/// The common case of [`is_valid`] without a regex: exactly `YYYY-MM-DDTHH:MM:SS[.f{1,6}]+00:00`
+/// with a real date and time (Python rejects second 60). `false` means "ask strptime".
+fn canonical_fast(value: &str) -> bool {
+    let b = value.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let mut n = 0u32;
+        for &c in b.get(r)? {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            n = n * 10 + u32::from(c - b'0');
+        }
+        Some(n)
+    };
+    if b.len() < 25 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return false;
+    }
+    let rest = &b[19..];
+    let frac_len = match rest.first() {
+        Some(b'.') => rest[1..].iter().take_while(|c| c.is_ascii_digit()).count(),
+        _ => 0,
+    };
+    let tail = if rest.first() == Some(&b'.') { &rest[1 + frac_len..] } else { rest };
+    if rest.first() == Some(&b'.') && !(1..=6).contains(&frac_len) || tail != b"+00:00" {
+        return false;
+    }
+    let (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(sec)) =
+        (num(0..4), num(5..7), num(8..10), num(11..13), num(14..16), num(17..19))
+    else {
+        return false;
+    };
+    h < 24 && mi < 60 && sec < 60 && y >= 1 && chrono::NaiveDate::from_ymd_opt(y as i32, mo, d).is_some()
 }
 
 /// DateTime sanitize: a canonical value stays as it is; anything else goes through the lenient
@@ -272,16 +308,18 @@ fn directive_regex(d: char) -> Option<String> {
 
 /// Translates a Python strptime format into an anchored, case-insensitive regex (as Python's
 /// `_strptime` builds it); `None` for a bad or duplicated directive or a stray `%`.
-fn strptime_regex(fmt: &str) -> Option<Regex> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Option<Regex>>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    if let Ok(guard) = cache.lock() {
+fn strptime_regex(fmt: &str) -> Option<Arc<Regex>> {
+    // Shared, not cloned: a cloned `Regex` starts with a cold cache and rebuilds its lazy DFA.
+    type Cache = RwLock<HashMap<String, Option<Arc<Regex>>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| RwLock::new(HashMap::new()));
+    if let Ok(guard) = cache.read() {
         if let Some(hit) = guard.get(fmt) {
             return hit.clone();
         }
     }
-    let built = build_strptime_regex(fmt);
-    if let Ok(mut guard) = cache.lock() {
+    let built = build_strptime_regex(fmt).map(Arc::new);
+    if let Ok(mut guard) = cache.write() {
         if guard.len() < 256 {
             guard.insert(fmt.to_string(), built.clone());
         }

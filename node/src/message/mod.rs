@@ -19,6 +19,10 @@ pub use datetime::TimeFormat;
 pub use harmonization::{FieldSpec, Harmonization, HarmonizationError, TypeName};
 pub use hash::FilterType;
 
+/// The format byte of messages a node keeps in its queues between its own bots (validated wire
+/// JSON follows). Persisted: never reuse this value for another format.
+pub const INTERNAL_FORMAT: u8 = 0x01;
+
 /// The two message kinds IntelMQ puts on a pipeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MessageKind {
@@ -246,7 +250,9 @@ impl Message {
             for (sub, sub_value) in items {
                 // For `extra` itself empty and ignored values are kept (IntelMQ #1335); other
                 // JSONDict fields drop empty values and "-"/"N/A" (but keep null).
-                if key != "extra" && (is_empty_container(&sub_value) || (is_ignored(&sub_value) && !sub_value.is_null())) {
+                if key != "extra"
+                    && (is_empty_container(&sub_value) || (is_ignored(&sub_value) && !sub_value.is_null()))
+                {
                     continue;
                 }
                 self.fields.insert(format!("{key}.{sub}"), sub_value);
@@ -408,6 +414,51 @@ impl Message {
         match value {
             Value::Object(map) => Message::from_map(harmonization, map, default_kind),
             other => Err(FieldError::Decode { reason: format!("expected a json object, got {}", json_kind(&other)) }),
+        }
+    }
+
+    /// The form a node keeps messages in between its own bots: a format byte
+    /// ([`INTERNAL_FORMAT`]) and the wire JSON. Every field was validated when a bot added it, so
+    /// [`Message::decode`] reads it back without validating again.
+    pub fn to_internal(&self) -> Vec<u8> {
+        let wire = self.to_wire();
+        let mut out = Vec::with_capacity(wire.len() + 1);
+        out.push(INTERNAL_FORMAT);
+        out.extend_from_slice(wire.as_bytes());
+        out
+    }
+
+    /// Reads a queued message: the internal form without validation, anything else (messages
+    /// injected or recovered from outside) through [`Message::from_wire`] with full validation.
+    pub fn decode(
+        harmonization: Arc<Harmonization>,
+        data: &[u8],
+        default_kind: Option<MessageKind>,
+    ) -> Result<Message, FieldError> {
+        match data.split_first() {
+            Some((&INTERNAL_FORMAT, json)) => {
+                let map: Map<String, Value> =
+                    serde_json::from_slice(json).map_err(|e| FieldError::Decode { reason: e.to_string() })?;
+                let kind = match map.get("__type").and_then(Value::as_str) {
+                    Some(t) => MessageKind::parse(t)
+                        .ok_or_else(|| FieldError::Decode { reason: format!("unknown __type `{t}`") })?,
+                    None => {
+                        default_kind.ok_or_else(|| FieldError::Decode { reason: "__type is missing".to_string() })?
+                    }
+                };
+                let mut fields = map;
+                fields.shift_remove("__type");
+                Ok(Message { kind, harmonization, fields })
+            }
+            _ => Message::from_wire(harmonization, data, default_kind),
+        }
+    }
+
+    /// The JSON text of a queued message (internal format byte removed).
+    pub fn payload(data: &[u8]) -> &[u8] {
+        match data.split_first() {
+            Some((&INTERNAL_FORMAT, json)) => json,
+            _ => data,
         }
     }
 

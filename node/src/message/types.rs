@@ -576,7 +576,10 @@ fn idna2003_label(label: &str) -> Option<String> {
                 // disallowed code points): fall back to case folding and punycode.
                 Err(_) => {
                     let folded = premapped.to_lowercase();
-                    if folded.starts_with("xn--") || folded.chars().any(is_nameprep_prohibited) || !nameprep_bidi_ok(&folded) {
+                    if folded.starts_with("xn--")
+                        || folded.chars().any(is_nameprep_prohibited)
+                        || !nameprep_bidi_ok(&folded)
+                    {
                         return None;
                     }
                     if folded.is_ascii() {
@@ -598,7 +601,8 @@ fn idna2003_label(label: &str) -> Option<String> {
 /// combining marks excluded).
 fn is_rand_al(c: char) -> bool {
     let cp = c as u32;
-    let rtl_block = matches!(cp, 0x590..=0x8ff | 0xfb1d..=0xfdff | 0xfe70..=0xfefe | 0x10800..=0x10fff | 0x1e800..=0x1efff);
+    let rtl_block =
+        matches!(cp, 0x590..=0x8ff | 0xfb1d..=0xfdff | 0xfe70..=0xfefe | 0x10800..=0x10fff | 0x1e800..=0x1efff);
     let digit_or_mark = matches!(cp, 0x591..=0x5bd | 0x5bf | 0x5c1..=0x5c2 | 0x5c4..=0x5c5 | 0x5c7 | 0x610..=0x61a
         | 0x64b..=0x66d | 0x670 | 0x6d6..=0x6ed | 0x6f0..=0x6f9 | 0x711 | 0x730..=0x74a | 0x7a6..=0x7b0 | 0x7eb..=0x7f3);
     rtl_block && !digit_or_mark

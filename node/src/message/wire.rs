@@ -84,7 +84,26 @@ fn entries(map: &Map<String, Value>, sort_keys: bool) -> Vec<(&String, &Value)> 
 
 fn write_json_str(out: &mut String, s: &str, ensure_ascii: bool) {
     out.push('"');
-    for c in s.chars() {
+    // Fast path: copy runs of characters that need no escaping in one go.
+    let bytes = s.as_bytes();
+    let plain = |b: u8| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\';
+    let mut start = 0;
+    while start < bytes.len() {
+        let run = bytes[start..].iter().take_while(|b| plain(**b) || (!ensure_ascii && **b >= 0x80)).count();
+        out.push_str(&s[start..start + run]);
+        start += run;
+        if start >= bytes.len() {
+            break;
+        }
+        let Some(c) = s[start..].chars().next() else { break };
+        start += c.len_utf8();
+        escape_char(out, c, ensure_ascii);
+    }
+    out.push('"');
+}
+
+fn escape_char(out: &mut String, c: char, ensure_ascii: bool) {
+    for c in std::iter::once(c) {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
@@ -103,7 +122,6 @@ fn write_json_str(out: &mut String, s: &str, ensure_ascii: bool) {
             c => out.push(c),
         }
     }
-    out.push('"');
 }
 
 fn push_u_escape(out: &mut String, unit: u32) {

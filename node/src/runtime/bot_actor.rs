@@ -173,9 +173,9 @@ impl BotActor {
         if queues.is_empty() {
             return 0;
         }
-        let data = msg.to_wire().into_bytes();
+        let data = msg.to_internal();
         if let Some(log) = self.sent_log.as_mut() {
-            let json = String::from_utf8_lossy(&data).into_owned();
+            let json = String::from_utf8_lossy(Message::payload(&data)).into_owned();
             let targets = if self.cfg.common.load_balance {
                 let i = self.lb_next.get(path).copied().unwrap_or(0);
                 vec![queues[i % queues.len()].clone()]
@@ -224,7 +224,7 @@ impl BotActor {
         };
         self.log.log(Level::Error, &text);
         if self.cfg.common.error_log_message {
-            let text = format!("Current Message: {}", String::from_utf8_lossy(raw));
+            let text = format!("Current Message: {}", String::from_utf8_lossy(Message::payload(raw)));
             self.log.log(Level::Info, &text);
         }
     }
@@ -254,9 +254,10 @@ impl BotActor {
 
     /// Gives up on a message: dump, `_on_error`, ack. Returns true when the bot must stop.
     fn give_up(&mut self, step: &mut Step, q: &Queued, msg: Option<&Message>, err: &BotError) -> bool {
-        let (text, mtype) = match std::str::from_utf8(&q.data) {
+        let payload = Message::payload(&q.data);
+        let (text, mtype) = match std::str::from_utf8(payload) {
             Ok(s) if msg.is_some() || serde_json::from_str::<serde_json::Value>(s).is_ok() => (s.to_string(), None),
-            _ => (base64::engine::general_purpose::STANDARD.encode(&q.data), Some("base64".to_string())),
+            _ => (base64::engine::general_purpose::STANDARD.encode(payload), Some("base64".to_string())),
         };
         if self.cfg.common.error_dump_message {
             step.dump(self.dump_entry(text, mtype, &err.to_string()));
@@ -294,7 +295,10 @@ impl BotActor {
         }
         // With a rate limit, IntelMQ processes one message and then sleeps.
         let rate_limit = self.cfg.common.rate_limit.filter(|r| *r > 0.0).map(Duration::from_secs_f64);
-        let max = if rate_limit.is_some() { 1 } else { self.cfg.common.batch_size.max(1) };
+        // A report can hold a whole feed: parsers take one per step, so their events reach the
+        // next bot as soon as each report is done.
+        let one = rate_limit.is_some() || matches!(self.bot, Bot::Parser(_));
+        let max = if one { 1 } else { self.cfg.common.batch_size.max(1) };
         let batch = self.store.read(&src, max).map_err(|e| e.to_string())?;
         if batch.is_empty() {
             return Ok(Outcome::Idle);
@@ -317,7 +321,7 @@ impl BotActor {
         } else {
             for q in &batch {
                 self.counters.received += 1;
-                let msg = match Message::from_wire(harmonization.clone(), &q.data, Some(default_kind)) {
+                let msg = match Message::decode(harmonization.clone(), &q.data, Some(default_kind)) {
                     Ok(m) => m,
                     Err(e) => {
                         let err = BotError::Field(e);
@@ -329,13 +333,13 @@ impl BotActor {
                         continue;
                     }
                 };
-                let result = self.process_one(&msg, &mut state, &mut step, &id, &harmonization, &root);
+                let result = self.process_one(msg, &mut state, &mut step, &id, &harmonization, &root);
                 match result {
                     Ok(()) => {
                         state.keep();
                         step.ack(&src, q.seq);
                         self.retries = 0;
-        self.recovered();
+                        self.recovered();
                         done += 1;
                     }
                     Err(BotError::Unavailable(why)) => {
@@ -351,7 +355,9 @@ impl BotActor {
                             || self.retries >= self.cfg.common.error_max_retries
                         {
                             let fatal = matches!(err, BotError::Fatal(_));
-                            if self.give_up(&mut step, q, Some(&msg), &err) || fatal {
+                            // The bot consumed the message; read it again for `_on_error`.
+                            let msg = Message::decode(harmonization.clone(), &q.data, Some(default_kind)).ok();
+                            if self.give_up(&mut step, q, msg.as_ref(), &err) || fatal {
                                 outcome = Outcome::Stop(Some(err.to_string()));
                                 break;
                             }
@@ -384,7 +390,7 @@ impl BotActor {
 
     fn process_one(
         &mut self,
-        msg: &Message,
+        msg: Message,
         state: &mut StepState<'_>,
         step: &mut Step,
         id: &str,
@@ -396,7 +402,7 @@ impl BotActor {
                 let mut out = Outbox::default();
                 {
                     let mut ctx = Self::ctx(id, harmonization, root, state, &mut self.log);
-                    caught(|| bot.process(msg.clone(), &mut ctx, &mut out))?;
+                    caught(|| bot.process(msg, &mut ctx, &mut out))?;
                 }
                 for (path, m) in &out.sent {
                     self.counters.sent += self.route(step, path, m) as u64;
@@ -407,7 +413,7 @@ impl BotActor {
                 let parsed = {
                     let mut ctx = Self::ctx(id, harmonization, root, state, &mut self.log);
                     let common = &self.parser_common;
-                    caught(|| run_parser(bot.as_mut(), msg, common, &mut ctx))?
+                    caught(|| run_parser(bot.as_mut(), &msg, common, &mut ctx))?
                 };
                 for ev in &parsed.events {
                     self.counters.sent += self.route(step, "_default", ev) as u64;
@@ -441,7 +447,7 @@ impl BotActor {
         let mut good: Vec<&Queued> = Vec::with_capacity(batch.len());
         for q in batch {
             self.counters.received += 1;
-            match Message::from_wire(harmonization.clone(), &q.data, Some(MessageKind::Event)) {
+            match Message::decode(harmonization.clone(), &q.data, Some(MessageKind::Event)) {
                 Ok(m) => {
                     events.push(m);
                     good.push(q);
@@ -497,7 +503,7 @@ impl BotActor {
                     state.keep();
                     step.ack(&src, q.seq);
                     self.retries = 0;
-        self.recovered();
+                    self.recovered();
                     self.counters.sent += 1;
                 }
                 Err(BotError::Unavailable(why)) => {
@@ -661,9 +667,9 @@ impl BotActor {
                     (q.data.clone(), Some((src, q.seq)))
                 }
             };
-            run.input = String::from_utf8_lossy(&data).into_owned();
+            run.input = String::from_utf8_lossy(Message::payload(&data)).into_owned();
             let kind = if matches!(self.bot, Bot::Parser(_)) { MessageKind::Report } else { MessageKind::Event };
-            match Message::from_wire(harmonization.clone(), &data, Some(kind)) {
+            match Message::decode(harmonization.clone(), &data, Some(kind)) {
                 Err(e) => run.error = Some(e.to_string()),
                 Ok(msg) => {
                     run.input = msg.to_wire();
@@ -677,7 +683,7 @@ impl BotActor {
                             caught(|| bot.write(std::slice::from_ref(&msg), &mut ctx))
                         }
                     } else {
-                        self.process_one(&msg, &mut state, &mut step, &id, &harmonization, &root)
+                        self.process_one(msg, &mut state, &mut step, &id, &harmonization, &root)
                     };
                     match result {
                         Ok(()) => {

@@ -1,8 +1,8 @@
 //! Turns validated bot configs into bots through the registry; every error names the config file,
 //! the bot id and the key.
 
-use crate::bots::registry::{self, BotEntry};
 use crate::bots::parsers::ParserCommon;
+use crate::bots::registry::{self, BotEntry};
 use crate::bots::{Bot, BotKind};
 use crate::config::{BotConfig, Botnet, Group};
 

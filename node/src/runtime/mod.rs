@@ -217,7 +217,11 @@ pub fn open_store(botnet: &Botnet) -> anyhow::Result<Arc<Store>> {
 
 /// Runs the botnet until idle (or until a signal in daemon mode) and returns the summary.
 /// `on_start` gets a [`NodeHandle`] once every bot is started (the control plane serves it).
-pub fn run(botnet: Botnet, mode: Mode, on_start: impl FnOnce(NodeHandle) + Send + 'static) -> anyhow::Result<RunSummary> {
+pub fn run(
+    botnet: Botnet,
+    mode: Mode,
+    on_start: impl FnOnce(NodeHandle) + Send + 'static,
+) -> anyhow::Result<RunSummary> {
     supervisor::run(botnet, mode, Box::new(on_start))
 }
 
@@ -247,11 +251,13 @@ impl NodeHandle {
     }
 
     /// The bot debugger: one message through a bot.
-    pub async fn run_once(&self, bot_id: &str, message: Option<Vec<u8>>, dryrun: bool) -> Result<DebugRun, ControlError> {
-        self.supervisor
-            .send(supervisor::RunOnce { bot_id: bot_id.to_string(), message, dryrun })
-            .await
-            .map_err(gone)?
+    pub async fn run_once(
+        &self,
+        bot_id: &str,
+        message: Option<Vec<u8>>,
+        dryrun: bool,
+    ) -> Result<DebugRun, ControlError> {
+        self.supervisor.send(supervisor::RunOnce { bot_id: bot_id.to_string(), message, dryrun }).await.map_err(gone)?
     }
 
     /// Wakes the running consumers of `queues` (after messages were put there from outside).

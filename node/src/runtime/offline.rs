@@ -28,7 +28,12 @@ pub struct OfflineRun {
 
 /// Runs `module` with `params` on each input message (flat IntelMQ JSON objects). Relative paths in
 /// the parameters resolve against `root`.
-pub fn process_offline(root: &Path, module: &str, params: Map<String, Value>, inputs: &[Value]) -> anyhow::Result<OfflineRun> {
+pub fn process_offline(
+    root: &Path,
+    module: &str,
+    params: Map<String, Value>,
+    inputs: &[Value],
+) -> anyhow::Result<OfflineRun> {
     let scratch = tempfile_dir()?;
     let etc = scratch.join("etc");
     std::fs::create_dir_all(&etc)?;

@@ -12,7 +12,7 @@ use actix::prelude::*;
 
 use super::bot_actor::{BotActor, DebugRun, Ping, Stop, Wake};
 use super::log::BotLogger;
-use super::{build, open_store, BotShared, BotSummary, Mode, NodeHandle, RunState, RunSummary, Router};
+use super::{build, open_store, BotShared, BotSummary, Mode, NodeHandle, Router, RunState, RunSummary};
 use crate::bots::{Bot, Level};
 use crate::config::{self, BotConfig, Botnet, Group};
 use crate::store::{Counters, Store};
@@ -369,7 +369,9 @@ impl Handler<Control> for Supervisor {
             // Re-read the configuration; the bots keep their inboxes.
             let root = match self.botnet.read() {
                 Ok(b) => b.root.clone(),
-                Err(_) => return Box::pin(actix::fut::ready(Err(ControlError::Internal("config lock poisoned".into())))),
+                Err(_) => {
+                    return Box::pin(actix::fut::ready(Err(ControlError::Internal("config lock poisoned".into()))))
+                }
             };
             let fresh = match config::load(&root).map_err(|e| ControlError::Invalid(e.to_string())).and_then(|b| {
                 super::validate(&b).map_err(|e| ControlError::Invalid(e.to_string()))?;
@@ -399,9 +401,7 @@ impl Handler<Control> for Supervisor {
             _ => Vec::new(),
         };
         let restart_after: Vec<usize> = match cmd {
-            Command::Start => {
-                selected.iter().copied().filter(|i| !whole_botnet || self.bots[*i].cfg.enabled).collect()
-            }
+            Command::Start => selected.iter().copied().filter(|i| !whole_botnet || self.bots[*i].cfg.enabled).collect(),
             Command::Restart => selected.clone(),
             Command::Reload => stop_first.clone(),
             _ => Vec::new(),
@@ -501,8 +501,11 @@ impl Handler<RunOnce> for Supervisor {
             } else {
                 crate::message::MessageKind::Event
             };
-            let harmonization =
-                self.botnet.read().map(|b| b.harmonization.clone()).map_err(|_| ControlError::Internal("lock".into()))?;
+            let harmonization = self
+                .botnet
+                .read()
+                .map(|b| b.harmonization.clone())
+                .map_err(|_| ControlError::Internal("lock".into()))?;
             crate::message::Message::from_wire(harmonization, given, Some(kind))
                 .map_err(|e| ControlError::Invalid(format!("message rejected: {e}")))?;
         }
@@ -512,22 +515,17 @@ impl Handler<RunOnce> for Supervisor {
         };
         let logger = BotLogger::capture(&cfg.id, Level::Debug);
         let shared = Arc::new(BotShared::new());
-        let mut actor = BotActor::new(
-            cfg,
-            bot,
-            self.store.clone(),
-            harmonization,
-            root,
-            self.router.clone(),
-            shared,
-            logger,
-            true,
-        );
+        let mut actor =
+            BotActor::new(cfg, bot, self.store.clone(), harmonization, root, self.router.clone(), shared, logger, true);
         actor.debug_run(msg.message, msg.dryrun).map_err(ControlError::Precondition)
     }
 }
 
-pub(super) fn run(botnet: Botnet, mode: Mode, on_start: Box<dyn FnOnce(NodeHandle) + Send>) -> anyhow::Result<RunSummary> {
+pub(super) fn run(
+    botnet: Botnet,
+    mode: Mode,
+    on_start: Box<dyn FnOnce(NodeHandle) + Send>,
+) -> anyhow::Result<RunSummary> {
     let started = Instant::now();
     super::validate(&botnet)?;
     let store = open_store(&botnet)?;
@@ -555,7 +553,8 @@ pub(super) fn run(botnet: Botnet, mode: Mode, on_start: Box<dyn FnOnce(NodeHandl
     let final_states: Arc<Mutex<HashMap<String, RunState>>> = Arc::new(Mutex::new(HashMap::new()));
     let system = System::new();
     {
-        let (botnet, store, outcome, final_states) = (botnet.clone(), store.clone(), outcome.clone(), final_states.clone());
+        let (botnet, store, outcome, final_states) =
+            (botnet.clone(), store.clone(), outcome.clone(), final_states.clone());
         system.block_on(async move {
             let router = Arc::new(Router::default());
             let mut bots = Vec::new();
@@ -665,4 +664,3 @@ async fn wait_for_signal() {
         }
     }
 }
-

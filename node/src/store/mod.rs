@@ -190,9 +190,17 @@ pub struct Store {
     syncer: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// Options of every column family. Queue entries live briefly: a message put and deleted within
+/// one memtable never reaches disk (the flush drops both), so memtables are large, and flushed
+/// data is not compressed (it is mostly tombstones and soon deleted). Bloom filters make the
+/// misses of state lookups (dedup caches) cheap.
 fn cf_options() -> Options {
     let mut o = Options::default();
-    o.set_write_buffer_size(8 << 20);
+    o.set_write_buffer_size(32 << 20);
+    o.set_compression_type(rocksdb::DBCompressionType::None);
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_bloom_filter(10.0, false);
+    o.set_block_based_table_factory(&table);
     o
 }
 
@@ -207,7 +215,7 @@ impl Store {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
-        opts.set_db_write_buffer_size(64 << 20);
+        opts.set_db_write_buffer_size(256 << 20);
         opts.set_max_total_wal_size(128 << 20);
         opts.set_keep_log_file_num(3);
         let existing = Db::list_cf(&opts, path).unwrap_or_default();
@@ -552,7 +560,8 @@ impl Store {
     /// Replaces dump entry `id`.
     pub fn put_dump(&self, id: u64, entry: &DumpEntry) -> Result<(), StoreError> {
         let handle = self.cf(cf::DUMP)?;
-        let v = serde_json::to_vec(entry).map_err(|e| StoreError::Corrupt { cf: cf::DUMP.into(), reason: e.to_string() })?;
+        let v = serde_json::to_vec(entry)
+            .map_err(|e| StoreError::Corrupt { cf: cf::DUMP.into(), reason: e.to_string() })?;
         self.db.put_cf(&handle, keys::seq_key(id), v)?;
         Ok(())
     }

@@ -251,7 +251,10 @@ fn check_mail(got: &Received, want: &Value) -> Vec<String> {
     for (i, (w, g)) in want_parts.iter().zip(&got_parts).enumerate() {
         let want_headers = pairs(&w["headers"]);
         if want_headers != g.headers {
-            problems.push(format!("  part {i} headers differ\n    expected: {want_headers:?}\n    got:      {:?}", g.headers));
+            problems.push(format!(
+                "  part {i} headers differ\n    expected: {want_headers:?}\n    got:      {:?}",
+                g.headers
+            ));
         }
         let base64 = header(&g.headers, "Content-Transfer-Encoding") == Some("base64");
         let decoded = if base64 {
@@ -264,10 +267,16 @@ fn check_mail(got: &Received, want: &Value) -> Vec<String> {
             g.body.clone()
         };
         if w["payload"].as_str() != Some(g.body.as_str()) {
-            problems.push(format!("  part {i} payload differs\n    expected: {:?}\n    got:      {:?}", w["payload"], g.body));
+            problems.push(format!(
+                "  part {i} payload differs\n    expected: {:?}\n    got:      {:?}",
+                w["payload"], g.body
+            ));
         }
         if w["payload_decoded"].as_str() != Some(decoded.as_str()) {
-            problems.push(format!("  part {i} decoded payload differs\n    expected: {:?}\n    got:      {decoded:?}", w["payload_decoded"]));
+            problems.push(format!(
+                "  part {i} decoded payload differs\n    expected: {:?}\n    got:      {decoded:?}",
+                w["payload_decoded"]
+            ));
         }
     }
     problems
@@ -322,7 +331,12 @@ fn list_dir(path: &Path) -> Result<Vec<String>, String> {
     Ok(got)
 }
 
-pub fn run_case(case: &Path, meta: &Value, entry: &registry::BotEntry, h: &Arc<Harmonization>) -> Result<Outcome, String> {
+pub fn run_case(
+    case: &Path,
+    meta: &Value,
+    entry: &registry::BotEntry,
+    h: &Arc<Harmonization>,
+) -> Result<Outcome, String> {
     let Value::Object(mut params) = read_json(&case.join("params.json"))? else {
         return Err("params.json is not an object".to_string());
     };
@@ -362,7 +376,11 @@ pub fn run_case(case: &Path, meta: &Value, entry: &registry::BotEntry, h: &Arc<H
         params.insert("smtp_port".into(), Value::from(port));
         smtp = Some(rx);
     }
-    let mocks = if meta.get("http_mocks").is_some_and(|m| !m.is_null()) { Some(read_json(&case.join("http_mocks.json"))?) } else { None };
+    let mocks = if meta.get("http_mocks").is_some_and(|m| !m.is_null()) {
+        Some(read_json(&case.join("http_mocks.json"))?)
+    } else {
+        None
+    };
     let mut http = None;
     if let Some(mocks) = &mocks {
         let status = mocks["registered"][0]["status_code"].as_u64().unwrap_or(200) as u16;
@@ -425,9 +443,15 @@ pub fn run_case(case: &Path, meta: &Value, entry: &registry::BotEntry, h: &Arc<H
                 let want = after["content"].as_str().unwrap_or_default();
                 match fs::read_to_string(&abs) {
                     Ok(got) => {
-                        let (want, got) = if entry.module.contains("rpz_file") { (mask_rpz(want), mask_rpz(&got)) } else { (want.to_string(), got) };
+                        let (want, got) = if entry.module.contains("rpz_file") {
+                            (mask_rpz(want), mask_rpz(&got))
+                        } else {
+                            (want.to_string(), got)
+                        };
                         if want != got {
-                            problems.push(format!("  {name}: content differs\n    expected: {want:?}\n    got:      {got:?}"));
+                            problems.push(format!(
+                                "  {name}: content differs\n    expected: {want:?}\n    got:      {got:?}"
+                            ));
                         }
                     }
                     Err(e) => problems.push(format!("  {name}: cannot read: {e}")),
@@ -451,7 +475,9 @@ pub fn run_case(case: &Path, meta: &Value, entry: &registry::BotEntry, h: &Arc<H
                 want.sort();
                 let got = list_dir(&abs)?;
                 if want != got {
-                    problems.push(format!("  {name}: directory contents differ\n    expected: {want:?}\n    got:      {got:?}"));
+                    problems.push(format!(
+                        "  {name}: directory contents differ\n    expected: {want:?}\n    got:      {got:?}"
+                    ));
                 }
             }
             Some("absent") if abs.exists() => problems.push(format!("  {name}: expected absent, but it exists")),

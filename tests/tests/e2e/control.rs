@@ -20,7 +20,9 @@ fn status_of(node: &DaemonNode, bot: &str) -> serde_json::Value {
 fn a_failing_bot_shows_as_failed_with_its_reason() {
     let node = TestNode::with_shipped_etc();
     // An output that cannot create its directory fails for good (a fatal error stops the bot).
-    let conf = node.read("etc/runtime.conf").replace("var/lib/bots/file-output/events.txt", "/proc/intelmq-no-such-dir/events.txt");
+    let conf = node
+        .read("etc/runtime.conf")
+        .replace("var/lib/bots/file-output/events.txt", "/proc/intelmq-no-such-dir/events.txt");
     node.write("etc/runtime.conf", conf);
     let daemon = DaemonNode::start(node);
     wait_for("file-output to fail", Duration::from_secs(30), || {
@@ -50,7 +52,9 @@ fn a_stopped_bots_inbox_fills_and_drains_after_start() {
     });
     assert_eq!(daemon.node.read(EVENTS).lines().count(), SHIPPED_EVENTS, "nothing is written while stopped");
     ctl.run(&["start", "file-output"]).expect_code(0);
-    wait_for("the inbox to drain", Duration::from_secs(30), || daemon.node.read(EVENTS).lines().count() == SHIPPED_EVENTS + 5);
+    wait_for("the inbox to drain", Duration::from_secs(30), || {
+        daemon.node.read(EVENTS).lines().count() == SHIPPED_EVENTS + 5
+    });
     assert!(daemon.node.read(EVENTS).contains("stopped-4.example.com"));
 }
 
@@ -66,7 +70,9 @@ fn no_stale_state_after_a_node_restart() {
     let TestNode { dir } = std::mem::replace(&mut daemon.node, TestNode::empty());
     let node = TestNode { dir };
     let mut child = node.command(&[]).spawn().expect("spawn");
-    wait_for("the socket", Duration::from_secs(30), || std::os::unix::net::UnixStream::connect(node.root().join("var/run/control.sock")).is_ok());
+    wait_for("the socket", Duration::from_secs(30), || {
+        std::os::unix::net::UnixStream::connect(node.root().join("var/run/control.sock")).is_ok()
+    });
     child.kill().expect("kill -9");
     child.wait().expect("reap");
     assert!(node.root().join("var/run/control.sock").exists(), "a killed node leaves its socket file");
@@ -107,10 +113,7 @@ fn tcp_calls_need_the_token() {
 
 #[test]
 fn a_python_grpc_client_lists_stops_starts_and_reads_stats() {
-    let have_grpc = Command::new("python3")
-        .args(["-c", "import grpc, grpc_tools"])
-        .status()
-        .is_ok_and(|s| s.success());
+    let have_grpc = Command::new("python3").args(["-c", "import grpc, grpc_tools"]).status().is_ok_and(|s| s.success());
     if !have_grpc {
         assert!(!services_required(), "python3 with grpcio and grpcio-tools is required (make pydeps installs them)");
         eprintln!("skipped: python3 with grpcio/grpcio-tools is not installed (make pydeps installs them)");

@@ -1,7 +1,10 @@
 //! End-to-end tests with the real `intelmq-node` binary: one module per area.
 
+mod collectors_net;
 mod config;
 mod control;
 mod crash;
 mod ctl;
+mod outputs_db;
+mod outputs_net;
 mod pipeline;

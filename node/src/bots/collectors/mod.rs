@@ -2,10 +2,20 @@
 //! `provider`, `documentation`) and how they become `feed.*` fields of every report (IntelMQ's
 //! `CollectorBot`). Pure: no actix, tokio or RocksDB; the runtime calls [`add_feed_fields`].
 
-pub mod file;
-pub mod http;
+pub mod alienvault_otx;
 pub mod amqp;
 pub mod api;
+pub mod blueliv;
+pub mod file;
+pub mod github_api;
+pub mod http;
+pub mod mail;
+pub mod microsoft;
+pub mod misp;
+pub mod rsync;
+pub mod shadowserver;
+pub mod shodan;
+pub mod stomp;
 pub mod tcp;
 // mods:collectors-net
 

@@ -1,9 +1,9 @@
 //! Expert bots: enrich, filter or route one Event at a time. Pure: no actix, tokio or RocksDB.
 
 pub mod deduplicator;
+pub mod sieve;
 pub mod taxonomy;
 pub mod url2fqdn;
-pub mod sieve;
 // mods:experts-sieve
 pub mod aggregate;
 pub mod csv_converter;

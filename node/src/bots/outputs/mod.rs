@@ -1,8 +1,8 @@
 //! Output bots: deliver Events to the outside. Pure: no actix, tokio or RocksDB.
 
-pub mod file;
 pub mod amqptopic;
 pub mod elasticsearch;
+pub mod file;
 pub mod mqtt;
 pub mod redis;
 pub mod sql;

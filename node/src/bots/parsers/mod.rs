@@ -3,7 +3,6 @@
 //! `ParserBot` for reading CSV and recovering a failed line's text. Pure code: depends on
 //! `message` and the bot traits only.
 
-pub mod generic;
 pub mod abusech;
 pub mod alienvault;
 pub mod anubisnetworks;
@@ -12,6 +11,7 @@ pub mod calidog;
 pub mod cznic;
 pub mod eset;
 pub mod fraunhofer;
+pub mod generic;
 pub mod json;
 pub mod key_value;
 // mods:parsers-json

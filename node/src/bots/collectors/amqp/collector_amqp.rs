@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::bots::experts::asn_lookup::lenient;
 use crate::bots::outputs::amqptopic::connection::{AmqpError, AmqpLink, AmqpSettings};
-use crate::bots::outputs::amqptopic::shared::de_opt_string;
+use crate::bots::outputs::amqptopic::shared::{de_opt_string, Worker};
 use crate::bots::registry::BuildBot;
 use crate::bots::{BotError, CollectorBot, CollectorOutput, Context, Level, ParamError};
 use crate::message::{AddOptions, Message};
@@ -87,7 +87,10 @@ impl Default for AmqpCollectorParams {
 pub struct AmqpCollectorBot {
     queue: String,
     expect_intelmq_message: bool,
-    link: AmqpLink,
+    settings: AmqpSettings,
+    /// The connection, on a thread of its own (lapin is driven by a tokio runtime, which the
+    /// node's threads cannot block on).
+    worker: Option<Worker<AmqpLink>>,
     /// The last delivery tag emitted in the run not yet acknowledged.
     pending: Option<u64>,
 }
@@ -119,19 +122,56 @@ impl BuildBot for AmqpCollectorBot {
         Ok(AmqpCollectorBot {
             queue,
             expect_intelmq_message: params.expect_intelmq_message,
-            link: AmqpLink::new(settings),
+            settings,
+            worker: None,
             pending: None,
         })
     }
 }
 
+/// What one run took from the queue: whether it connected, and the delivery tag and body of
+/// each message.
+type Taken = (bool, Vec<(u64, Vec<u8>)>);
+
+/// Takes up to [`MAX_PER_RUN`] waiting messages, unacknowledged. Runs on the worker thread.
+fn take_messages(link: &mut AmqpLink, queue: &str) -> Result<Taken, AmqpError> {
+    let connected = match link.ensure() {
+        Ok(fresh) => fresh,
+        Err(e) => {
+            link.drop_connection();
+            return Err(e);
+        }
+    };
+    let channel = link.channel()?;
+    let mut taken = Vec::new();
+    for _ in 0..MAX_PER_RUN {
+        match link.run("cannot get a message", channel.basic_get(queue, BasicGetOptions { no_ack: false })) {
+            Ok(Some(m)) => taken.push((m.delivery.delivery_tag, m.delivery.data)),
+            Ok(None) => break,
+            Err(e) => {
+                // The messages taken so far go back to the queue with the channel.
+                link.drop_connection();
+                return Err(e);
+            }
+        }
+    }
+    Ok((connected, taken))
+}
+
 impl AmqpCollectorBot {
-    fn failed(&mut self, e: AmqpError, ctx: &mut Context<'_>) -> BotError {
-        self.link.drop_connection();
+    fn worker(&mut self, ctx: &Context<'_>) -> Result<&Worker<AmqpLink>, BotError> {
+        if self.worker.is_none() {
+            let worker = Worker::start(&format!("amqp-{}", ctx.bot_id), AmqpLink::new(self.settings.clone()))
+                .map_err(BotError::Fatal)?;
+            self.worker = Some(worker);
+        }
+        self.worker.as_ref().ok_or_else(|| BotError::Fatal("the broker thread is not running".to_string()))
+    }
+
+    fn failed(&mut self, e: &str, ctx: &mut Context<'_>) -> BotError {
         self.pending = None;
-        let text = format!("broker {} queue `{}`: {e}", self.link.settings().display(), self.queue);
         ctx.log.log(Level::Error, &format!("Consuming failed, connecting again: {e}."));
-        BotError::Unavailable(text)
+        BotError::Unavailable(format!("broker {} queue `{}`: {e}", self.settings.display(), self.queue))
     }
 
     /// The message a body becomes, or `None` when it is rejected.
@@ -162,49 +202,51 @@ impl AmqpCollectorBot {
 impl CollectorBot for AmqpCollectorBot {
     fn collect(&mut self, ctx: &mut Context<'_>, out: &mut CollectorOutput) -> Result<(), BotError> {
         // Messages of a run whose commit never came are still unacknowledged on this channel:
-        // drop the channel so the broker delivers them again.
+        // close it so the broker delivers them again.
         if self.pending.take().is_some() {
-            self.link.drop_connection();
+            let worker = self.worker(ctx)?;
+            let _ = worker.call(|link| link.drop_connection());
         }
-        match self.link.ensure() {
-            Ok(true) => ctx.log.log(Level::Info, &format!("Connected to {}.", self.link.settings().display())),
-            Ok(false) => {}
-            Err(e) => return Err(self.failed(e, ctx)),
+        let queue = self.queue.clone();
+        let worker = self.worker(ctx)?;
+        let result = worker.call(move |link| take_messages(link, &queue));
+        let (connected, taken) = match result {
+            Ok(Ok(taken)) => taken,
+            Ok(Err(e)) => return Err(self.failed(&e.to_string(), ctx)),
+            Err(why) => {
+                self.worker = None;
+                return Err(self.failed(&why, ctx));
+            }
+        };
+        if connected {
+            ctx.log.log(Level::Info, &format!("Connected to {}.", self.settings.display()));
         }
-        let channel = self.link.channel().map_err(|e| BotError::Unavailable(e.to_string()))?;
-        let mut taken = None;
-        for _ in 0..MAX_PER_RUN {
-            let got = self
-                .link
-                .run("cannot get a message", channel.basic_get(&self.queue, BasicGetOptions { no_ack: false }));
-            let message = match got {
-                Ok(Some(m)) => m,
-                Ok(None) => break,
-                Err(AmqpError::Refused(why)) => {
-                    self.link.drop_connection();
-                    return Err(BotError::Unavailable(format!(
-                        "broker {} refused queue `{}`: {why}",
-                        self.link.settings().display(),
-                        self.queue
-                    )));
-                }
-                Err(e) => return Err(self.failed(e, ctx)),
-            };
-            let tag = message.delivery.delivery_tag;
-            match self.message(&message.delivery.data, ctx)? {
+        let mut rejected = Vec::new();
+        for (tag, body) in taken {
+            match self.message(&body, ctx)? {
                 Some(msg) => {
                     out.send(msg);
-                    taken = Some(tag);
+                    self.pending = Some(tag);
                 }
-                None => {
-                    let nack = BasicNackOptions { multiple: false, requeue: false };
-                    if let Err(e) = self.link.run("cannot reject a message", channel.basic_nack(tag, nack)) {
-                        return Err(self.failed(e, ctx));
-                    }
-                }
+                None => rejected.push(tag),
             }
         }
-        self.pending = taken;
+        if !rejected.is_empty() {
+            let worker = self.worker(ctx)?;
+            let result = worker.call(move |link| -> Result<(), AmqpError> {
+                let channel = link.channel()?;
+                for tag in rejected {
+                    let nack = BasicNackOptions { multiple: false, requeue: false };
+                    link.run("cannot reject a message", channel.basic_nack(tag, nack))?;
+                }
+                Ok(())
+            });
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(self.failed(&e.to_string(), ctx)),
+                Err(why) => return Err(self.failed(&why, ctx)),
+            }
+        }
         Ok(())
     }
 
@@ -212,17 +254,25 @@ impl CollectorBot for AmqpCollectorBot {
         let Some(tag) = self.pending.take() else {
             return Ok(());
         };
-        let channel = self.link.channel().map_err(|e| BotError::Unavailable(e.to_string()))?;
-        if let Err(e) = self.link.run("cannot acknowledge", channel.basic_ack(tag, BasicAckOptions { multiple: true }))
-        {
-            ctx.log.log(
-                Level::Warning,
-                &format!("Acknowledging the messages failed; the broker will deliver them again: {e}."),
-            );
-            self.link.drop_connection();
-            return Err(BotError::Unavailable(format!("cannot acknowledge queue `{}`: {e}", self.queue)));
-        }
-        Ok(())
+        let worker = self.worker(ctx)?;
+        let result = worker.call(move |link| -> Result<(), AmqpError> {
+            let channel = link.channel()?;
+            let acked = link.run("cannot acknowledge", channel.basic_ack(tag, BasicAckOptions { multiple: true }));
+            if acked.is_err() {
+                link.drop_connection();
+            }
+            acked
+        });
+        let error = match result {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => e.to_string(),
+            Err(why) => why,
+        };
+        ctx.log.log(
+            Level::Warning,
+            &format!("Acknowledging the messages failed; the broker will deliver them again: {error}."),
+        );
+        Err(BotError::Unavailable(format!("cannot acknowledge queue `{}`: {error}", self.queue)))
     }
 }
 
@@ -232,8 +282,7 @@ mod tests {
     use std::net::{SocketAddr, TcpStream};
     use std::time::Duration;
 
-    use lapin::options::{BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions};
-    use lapin::types::FieldTable;
+    use lapin::options::BasicPublishOptions;
     use lapin::BasicProperties;
     use serde_json::json;
 
@@ -279,8 +328,8 @@ mod tests {
     }
 
     fn publish(link: &mut AmqpLink, queue: &str, bodies: &[&[u8]]) {
+        link.declare_queue(queue, false).unwrap();
         let ch = link.channel().unwrap();
-        link.run("q", ch.queue_declare(queue, QueueDeclareOptions::default(), FieldTable::default())).unwrap();
         for body in bodies {
             link.run(
                 "p",
@@ -291,9 +340,7 @@ mod tests {
     }
 
     fn count(link: &mut AmqpLink, queue: &str) -> u32 {
-        let ch = link.channel().unwrap();
-        let passive = QueueDeclareOptions { passive: true, ..Default::default() };
-        link.run("q", ch.queue_declare(queue, passive, FieldTable::default())).unwrap().message_count()
+        link.declare_queue(queue, false).unwrap()
     }
 
     fn run(bot: &mut AmqpCollectorBot, commit: bool) -> Vec<Message> {
@@ -309,10 +356,14 @@ mod tests {
             clock: &crate::bots::SystemClock,
         };
         let mut out = CollectorOutput::default();
-        bot.collect(&mut ctx, &mut out).unwrap();
-        if commit {
-            bot.committed(&mut ctx).unwrap();
-        }
+        // Inside a tokio runtime, as on the node's actix threads.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            bot.collect(&mut ctx, &mut out).unwrap();
+            if commit {
+                bot.committed(&mut ctx).unwrap();
+            }
+        });
         out.reports
     }
 
@@ -339,8 +390,7 @@ mod tests {
         assert_eq!(raws, vec![b"line one".to_vec(), b"line two".to_vec()]);
         assert_eq!(count(&mut link, &queue), 0, "acknowledged after the commit");
         assert!(run(&mut bot, true).is_empty());
-        let ch = link.channel().unwrap();
-        link.run("d", ch.queue_delete(&queue, QueueDeleteOptions::default())).unwrap();
+        link.delete_queue(&queue).unwrap();
     }
 
     #[test]
@@ -359,8 +409,7 @@ mod tests {
         assert_eq!(got[0].kind(), crate::message::MessageKind::Event);
         assert_eq!(got[0].get_str("source.ip"), Some("192.0.2.1"));
         assert_eq!(count(&mut link, &queue), 0);
-        let ch = link.channel().unwrap();
-        link.run("d", ch.queue_delete(&queue, QueueDeleteOptions::default())).unwrap();
+        link.delete_queue(&queue).unwrap();
     }
 
     #[test]

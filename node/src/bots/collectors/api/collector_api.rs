@@ -186,7 +186,10 @@ impl BuildBot for ApiCollectorBot {
             return Err(ParamError::new("socket_group", format!("unknown group `{}`", params.socket_group)));
         }
         if params.auth_token.as_deref() == Some("") {
-            return Err(ParamError::new("auth_token", "an empty token would let anyone in; leave it null for no check"));
+            return Err(ParamError::new(
+                "auth_token",
+                "an empty token would let anyone in; leave it null for no check",
+            ));
         }
         Ok(ApiCollectorBot { params, perms, server: None, pending: Vec::new() })
     }
@@ -305,7 +308,10 @@ mod tests {
     /// Sends a raw HTTP request in a thread; the answer's status line comes back on the channel.
     fn post(port: u16, path: &str, headers: &str, body: &str) -> mpsc::Receiver<String> {
         let (tx, rx) = mpsc::channel();
-        let req = format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n{body}", body.len());
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n{body}",
+            body.len()
+        );
         std::thread::spawn(move || {
             let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
             s.write_all(req.as_bytes()).unwrap();
@@ -320,7 +326,10 @@ mod tests {
     fn answers_200_only_after_the_commit_and_checks_the_token() {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let h = harmonization();
-        let mut bot = ApiCollectorBot::build(serde_json::from_value(serde_json::json!({"port": port, "auth_token": "s3cret"})).unwrap()).unwrap();
+        let mut bot = ApiCollectorBot::build(
+            serde_json::from_value(serde_json::json!({"port": port, "auth_token": "s3cret"})).unwrap(),
+        )
+        .unwrap();
         assert!(run(&mut bot, &h, true).is_empty());
         let pushed = post(port, "/intelmq/push", "Authorization: Bearer s3cret\r\n", "{\"source.ip\": \"192.0.2.1\"}");
         let refused = post(port, "/intelmq/push", "Authorization: Bearer wrong\r\n", "x");
@@ -331,7 +340,13 @@ mod tests {
         assert_eq!(reports.len(), 1);
         assert_eq!(reports[0].raw_bytes().unwrap(), b"{\"source.ip\": \"192.0.2.1\"}");
         assert!(pushed.recv_timeout(Duration::from_millis(300)).is_err(), "no answer before the commit");
-        bot.committed(&mut Context::new("api", &h, std::path::Path::new("/"), &mut MemoryState::default(), &mut MemoryLog::default()))
+        bot.committed(&mut Context::new(
+            "api",
+            &h,
+            std::path::Path::new("/"),
+            &mut MemoryState::default(),
+            &mut MemoryLog::default(),
+        ))
         .unwrap();
         assert!(pushed.recv_timeout(Duration::from_secs(5)).unwrap().contains("200"));
     }
@@ -341,7 +356,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("api.sock");
         let h = harmonization();
-        let params = serde_json::json!({"use_socket": true, "socket_path": path.to_str().unwrap(), "socket_perms": "660"});
+        let params =
+            serde_json::json!({"use_socket": true, "socket_path": path.to_str().unwrap(), "socket_perms": "660"});
         let mut bot = ApiCollectorBot::build(serde_json::from_value(params).unwrap()).unwrap();
         run(&mut bot, &h, true);
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o660);
@@ -349,7 +365,8 @@ mod tests {
         let p = path.clone();
         std::thread::spawn(move || {
             let mut s = std::os::unix::net::UnixStream::connect(p).unwrap();
-            s.write_all(b"POST /intelmq/push HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx").unwrap();
+            s.write_all(b"POST /intelmq/push HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx")
+                .unwrap();
             let mut answer = String::new();
             let _ = s.read_to_string(&mut answer);
             let _ = tx.send(answer);

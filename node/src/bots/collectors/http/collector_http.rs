@@ -244,7 +244,10 @@ mod tests {
             } else {
                 (
                     200,
-                    vec![("ETag".into(), "\"v1\"".into()), ("Last-Modified".into(), "Mon, 01 Jan 2024 00:00:00 GMT".into())],
+                    vec![
+                        ("ETag".into(), "\"v1\"".into()),
+                        ("Last-Modified".into(), "Mon, 01 Jan 2024 00:00:00 GMT".into()),
+                    ],
                     b"data\n".to_vec(),
                 )
             }
@@ -261,8 +264,13 @@ mod tests {
 
     #[test]
     fn server_errors_are_unavailable_and_client_errors_are_errors() {
-        let server =
-            TestServer::start(|req| if req.url == "/down" { (502, Vec::new(), Vec::new()) } else { (403, Vec::new(), Vec::new()) });
+        let server = TestServer::start(|req| {
+            if req.url == "/down" {
+                (502, Vec::new(), Vec::new())
+            } else {
+                (403, Vec::new(), Vec::new())
+            }
+        });
         let mut b = bot(json!({"http_url": format!("{}/down", server.base)})).unwrap();
         assert!(matches!(run(&mut b, &mut MemoryState::default()), Err(BotError::Unavailable(_))));
         let mut b = bot(json!({"http_url": format!("{}/secret", server.base)})).unwrap();

@@ -119,8 +119,7 @@ mod tests {
         let root = std::path::PathBuf::from("/");
         let mut out = CollectorOutput::default();
         let r = {
-            let mut ctx =
-                Context::new("stream", &h, &root, &mut state, &mut log);
+            let mut ctx = Context::new("stream", &h, &root, &mut state, &mut log);
             bot.collect(&mut ctx, &mut out)
         };
         (r, out.reports, log)
@@ -146,7 +145,8 @@ mod tests {
     fn lines_become_reports_and_the_connection_survives_between_runs() {
         let (url, tx) = stream_server();
         let mut bot =
-            HttpStreamCollectorBot::build(parse_params(json!({"http_url": url}).as_object().unwrap()).unwrap()).unwrap();
+            HttpStreamCollectorBot::build(parse_params(json!({"http_url": url}).as_object().unwrap()).unwrap())
+                .unwrap();
         tx.send(Some("  first line  \r\n\n".into())).unwrap();
         tx.send(Some("second\n".into())).unwrap();
         assert_eq!(collect_n(&mut bot, 2), vec!["first line", "second"]);
@@ -172,7 +172,8 @@ mod tests {
     fn a_closed_stream_is_reconnected_and_goes_on() {
         let (url, tx) = stream_server();
         let mut bot =
-            HttpStreamCollectorBot::build(parse_params(json!({"http_url": url}).as_object().unwrap()).unwrap()).unwrap();
+            HttpStreamCollectorBot::build(parse_params(json!({"http_url": url}).as_object().unwrap()).unwrap())
+                .unwrap();
         tx.send(Some("a\n".into())).unwrap();
         tx.send(None).unwrap();
         assert_eq!(collect_n(&mut bot, 1), vec!["a"]);

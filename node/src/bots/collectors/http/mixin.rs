@@ -118,6 +118,15 @@ pub mod de {
         list_of(&v).ok_or_else(|| expected("a list or a comma-separated string", &v))
     }
 
+    /// Like [`string_list`], but `null` stays none (IntelMQ's default of several list parameters).
+    pub fn opt_string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+        let v = Value::deserialize(d)?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        list_of(&v).map(Some).ok_or_else(|| expected("a list or a comma-separated string", &v))
+    }
+
     pub(crate) fn list_of(v: &Value) -> Option<Vec<String>> {
         match v {
             Value::Null => Some(Vec::new()),
@@ -259,12 +268,10 @@ impl<'de> Deserialize<'de> for HttpTimeout {
         let v = Value::deserialize(d)?;
         let positive = |f: f64| f.is_finite() && f > 0.0;
         let t = match &v {
-            Value::Array(a) if a.len() == 2 => {
-                match (de::f64_of(&a[0]), de::f64_of(&a[1])) {
-                    (Some(c), Some(r)) => Some(HttpTimeout { connect: c, read: r }),
-                    _ => None,
-                }
-            }
+            Value::Array(a) if a.len() == 2 => match (de::f64_of(&a[0]), de::f64_of(&a[1])) {
+                (Some(c), Some(r)) => Some(HttpTimeout { connect: c, read: r }),
+                _ => None,
+            },
             _ => de::f64_of(&v).map(HttpTimeout::secs),
         };
         t.filter(|t| positive(t.connect) && positive(t.read)).ok_or_else(|| {
@@ -342,7 +349,9 @@ impl<'de> Deserialize<'de> for TimeFormatting {
             _ => de::bool_of(&v).map(|b| if b { TimeFormatting::Now } else { TimeFormatting::Off }),
         };
         let t = parsed.ok_or_else(|| {
-            serde::de::Error::custom(format!("expected true, false or a timedelta object like {{\"days\": -1}}, got {v}"))
+            serde::de::Error::custom(format!(
+                "expected true, false or a timedelta object like {{\"days\": -1}}, got {v}"
+            ))
         })?;
         t.delta().map_err(serde::de::Error::custom)?;
         Ok(t)
@@ -376,7 +385,9 @@ where
             };
             let field = &tail[1..end];
             let Some(fmt) = field.strip_prefix("time[").and_then(|f| f.strip_suffix(']')) else {
-                return Err(format!("unknown placeholder `{{{field}}}` in `{template}` (only {{time[FORMAT]}} is known)"));
+                return Err(format!(
+                    "unknown placeholder `{{{field}}}` in `{template}` (only {{time[FORMAT]}} is known)"
+                ));
             };
             let items: Vec<Item<'_>> = StrftimeItems::new(fmt).collect();
             if items.iter().any(|i| matches!(i, Item::Error)) {
@@ -653,9 +664,8 @@ impl HttpClient {
                     _ => {}
                 }
             }
-            let key = key.ok_or_else(|| {
-                BotError::Fatal(format!("ssl_client_certificate file {path} holds no private key"))
-            })?;
+            let key =
+                key.ok_or_else(|| BotError::Fatal(format!("ssl_client_certificate file {path} holds no private key")))?;
             tls = tls.client_cert(Some(ureq::tls::ClientCert::new_with_certs(&certs, key)));
         }
         // IntelMQ uses the proxies only when both are set.
@@ -780,8 +790,91 @@ fn send(
 pub fn raw_report(ctx: &Context<'_>, data: &[u8]) -> Result<Message, BotError> {
     let mut report = Message::new_report(ctx.harmonization.clone());
     let raw = base64::engine::general_purpose::STANDARD.encode(data);
-    report.add_with("raw", Value::String(raw), AddOptions { sanitize: false, overwrite: Some(true), raise_failure: true })?;
+    report.add_with(
+        "raw",
+        Value::String(raw),
+        AddOptions { sanitize: false, overwrite: Some(true), raise_failure: true },
+    )?;
     Ok(report)
+}
+
+/// Python's `json.dumps(value, sort_keys=...)` text: `", "` and `": "` separators, non-ASCII
+/// escaped as `\uXXXX` (what IntelMQ's API collectors put into `raw`).
+pub fn python_json(value: &Value, sort_keys: bool) -> String {
+    let mut out = String::new();
+    write_python_json(&mut out, value, sort_keys);
+    out
+}
+
+fn write_python_json(out: &mut String, value: &Value, sort_keys: bool) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::String(s) => write_python_str(out, s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_python_json(out, item, sort_keys);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            if sort_keys {
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+            }
+            out.push('{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_python_str(out, k);
+                out.push_str(": ");
+                write_python_json(out, v, sort_keys);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn write_python_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// HMAC-SHA256 of `data` under `key`, hex (Python `hmac.new(key, data, sha256).hexdigest()`).
+pub fn hmac_sha256_hex(key: &[u8], data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    const BLOCK: usize = 64;
+    let mut k = if key.len() > BLOCK { Sha256::digest(key).to_vec() } else { key.to_vec() };
+    k.resize(BLOCK, 0);
+    let ipad: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
+    let opad: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
+    let inner = Sha256::new().chain_update(&ipad).chain_update(data).finalize();
+    let outer = Sha256::new().chain_update(&opad).chain_update(inner).finalize();
+    outer.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Why data could not be unpacked.
@@ -1018,6 +1111,44 @@ pub(crate) mod test_server {
         (200, Vec::new(), body.into())
     }
 
+    /// One `collect` run on a memory state; returns the result, the reports and the log lines.
+    pub fn collect(
+        bot: &mut dyn crate::bots::CollectorBot,
+        state: &mut crate::bots::MemoryState,
+    ) -> (Result<(), crate::bots::BotError>, Vec<crate::message::Message>, Vec<String>) {
+        let h = crate::bots::collectors::test_support::harmonization();
+        let mut log = crate::bots::MemoryLog::default();
+        let root = std::env::temp_dir();
+        let mut out = crate::bots::CollectorOutput::default();
+        let r = {
+            let mut ctx = crate::bots::Context::new("test-collector", &h, &root, state, &mut log);
+            bot.collect(&mut ctx, &mut out)
+        };
+        (r, out.reports, log.lines.into_iter().map(|(_, l)| l).collect())
+    }
+
+    /// `committed` after a run, on the same memory state.
+    pub fn committed(
+        bot: &mut dyn crate::bots::CollectorBot,
+        state: &mut crate::bots::MemoryState,
+    ) -> Result<(), crate::bots::BotError> {
+        let h = crate::bots::collectors::test_support::harmonization();
+        let mut log = crate::bots::MemoryLog::default();
+        let root = std::env::temp_dir();
+        let mut ctx = crate::bots::Context::new("test-collector", &h, &root, state, &mut log);
+        bot.committed(&mut ctx)
+    }
+
+    /// The `raw` of a report as text.
+    pub fn raw(r: &crate::message::Message) -> String {
+        String::from_utf8(r.raw_bytes().unwrap()).unwrap()
+    }
+
+    /// Parameters from JSON, as the registry parses them.
+    pub fn params<P: serde::de::DeserializeOwned>(v: serde_json::Value) -> P {
+        crate::bots::registry::parse_params(v.as_object().unwrap()).unwrap()
+    }
+
     /// A zip archive of `files`.
     pub fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
         use std::io::Write;
@@ -1111,7 +1242,10 @@ mod tests {
         ));
 
         let t = tar_gz_of(&[("x/y.txt", b"hello")]);
-        assert_eq!(unzip(&t, &ExtractFiles::All, true, true, true).unwrap(), vec![(Some("x/y.txt".into()), b"hello".to_vec())]);
+        assert_eq!(
+            unzip(&t, &ExtractFiles::All, true, true, true).unwrap(),
+            vec![(Some("x/y.txt".into()), b"hello".to_vec())]
+        );
 
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(b"plain data").unwrap();
@@ -1119,6 +1253,21 @@ mod tests {
         assert_eq!(unzip(&g, &ExtractFiles::All, true, true, true).unwrap(), vec![(None, b"plain data".to_vec())]);
         assert!(matches!(unzip(&g, &ExtractFiles::All, false, true, true), Err(UnzipError::Unknown)));
         assert!(matches!(unzip(b"just text", &ExtractFiles::All, true, true, true), Err(UnzipError::Unknown)));
+    }
+
+    #[test]
+    fn python_json_matches_json_dumps() {
+        let v = json!({"b": [1, 2.5, null], "a": "x\u{e9}\"\n", "c": {"z": true, "y": false}});
+        assert_eq!(python_json(&v, true), r#"{"a": "x\u00e9\"\n", "b": [1, 2.5, null], "c": {"y": false, "z": true}}"#);
+        assert_eq!(python_json(&json!("\u{1F600}"), false), r#""\ud83d\ude00""#);
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231_case_2() {
+        assert_eq!(
+            hmac_sha256_hex(b"Jefe", b"what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     #[test]

@@ -93,7 +93,12 @@ impl Drop for Server {
     }
 }
 
-fn accept_loop(listener: TcpListener, tx: Sender<Frame>, stop: Arc<AtomicBool>, conns: Arc<Mutex<HashMap<u64, TcpStream>>>) {
+fn accept_loop(
+    listener: TcpListener,
+    tx: Sender<Frame>,
+    stop: Arc<AtomicBool>,
+    conns: Arc<Mutex<HashMap<u64, TcpStream>>>,
+) {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     while !stop.load(Ordering::Acquire) {
         match listener.accept() {
@@ -176,7 +181,10 @@ impl BuildBot for TcpCollectorBot {
     type Params = TcpCollectorParams;
 
     fn build(params: TcpCollectorParams) -> Result<Self, ParamError> {
-        let ip = params.ip.filter(|s| !s.is_empty() && s != "<ip>").ok_or_else(|| ParamError::new("ip", "no address given"))?;
+        let ip = params
+            .ip
+            .filter(|s| !s.is_empty() && s != "<ip>")
+            .ok_or_else(|| ParamError::new("ip", "no address given"))?;
         let port = params.port.ok_or_else(|| ParamError::new("port", "no port given"))?;
         Ok(TcpCollectorBot { ip, port, server: None, pending: Vec::new() })
     }
@@ -197,7 +205,8 @@ impl TcpCollectorBot {
                     BotError::Fatal(format!("cannot listen on {name}: {e}"))
                 }
             })?;
-            let server = Server::start(listener).map_err(|e| BotError::Fatal(format!("cannot listen on {name}: {e}")))?;
+            let server =
+                Server::start(listener).map_err(|e| BotError::Fatal(format!("cannot listen on {name}: {e}")))?;
             ctx.log.log(Level::Info, &format!("Listening on {name}."));
             self.server = Some(server);
         }
@@ -286,7 +295,10 @@ mod tests {
     fn answers_ok_only_after_the_commit() {
         let port = free_port();
         let h = harmonization();
-        let mut bot = TcpCollectorBot::build(serde_json::from_value(serde_json::json!({"ip": "127.0.0.1", "port": port.to_string()})).unwrap()).unwrap();
+        let mut bot = TcpCollectorBot::build(
+            serde_json::from_value(serde_json::json!({"ip": "127.0.0.1", "port": port.to_string()})).unwrap(),
+        )
+        .unwrap();
         assert!(run(&mut bot, &h, true).is_empty(), "starts the server, nothing yet");
         let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
         client.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
@@ -297,7 +309,13 @@ mod tests {
         assert_eq!(reports[0].raw_bytes().unwrap(), b"{\"a\": 1}");
         let mut buf = [0u8; 4];
         assert!(client.read(&mut buf).is_err(), "no Ok before the commit");
-        bot.committed(&mut Context::new("tcp", &h, std::path::Path::new("/"), &mut MemoryState::default(), &mut MemoryLog::default()))
+        bot.committed(&mut Context::new(
+            "tcp",
+            &h,
+            std::path::Path::new("/"),
+            &mut MemoryState::default(),
+            &mut MemoryLog::default(),
+        ))
         .unwrap();
         client.read_exact(&mut buf).unwrap();
         assert_eq!(&buf, b"OkOk");
@@ -328,7 +346,8 @@ mod tests {
     fn incomplete_message_is_answered_so() {
         let port = free_port();
         let h = harmonization();
-        let mut bot = TcpCollectorBot::build(TcpCollectorParams { ip: Some("127.0.0.1".into()), port: Some(port) }).unwrap();
+        let mut bot =
+            TcpCollectorBot::build(TcpCollectorParams { ip: Some("127.0.0.1".into()), port: Some(port) }).unwrap();
         run(&mut bot, &h, true);
         let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
         client.write_all(&[0, 0, 0, 10, b'a']).unwrap();

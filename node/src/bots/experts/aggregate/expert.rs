@@ -3,9 +3,9 @@
 //! `threshold` events; smaller groups are dropped. Incoming events are never forwarded.
 //!
 //! A group is kept in the bot's state (IntelMQ: a Redis hash `aggregate.<hash>`) as JSON with
-//! IntelMQ's short names: `d` the first event (flat JSON), `s` the wall-clock start, `f`/`l` the
-//! first/last `time.source` (or `time.observation`), `c` the count (each event adds its
-//! `extra.count`, else 1). The store cannot list keys, so the open groups are listed under
+//! IntelMQ's short names: `d` the first event (flat JSON), `s` the start (the step's clock,
+//! `ctx.now()`: the wall clock in the runtime), `f`/`l` the first/last `time.source` (or
+//! `time.observation`), `c` the count (each event adds its `extra.count`, else 1). The store cannot list keys, so the open groups are listed under
 //! `aggregate.index`. The cleanup runs on a message at most every 10 seconds; the emitted event is
 //! the first event with `time.source` = the start, `extra.count` and `extra.time_end` = the last
 //! time. Differences to IntelMQ: the start is UTC (IntelMQ takes local time) and always has

@@ -203,8 +203,14 @@ mod tests {
     fn run(bot: &mut AsnLookupExpertBot, root: &Path, fields: Value) -> Result<Message, BotError> {
         let h = harmonization();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
-        let mut ctx =
-            Context { bot_id: "asn-lookup-expert", harmonization: &h, root, state: &mut state, log: &mut log, clock: &crate::bots::SystemClock };
+        let mut ctx = Context {
+            bot_id: "asn-lookup-expert",
+            harmonization: &h,
+            root,
+            state: &mut state,
+            log: &mut log,
+            clock: &crate::bots::SystemClock,
+        };
         let mut out = Outbox::default();
         bot.process(event(&h, fields), &mut ctx, &mut out)?;
         Ok(out.sent.pop().unwrap().1)

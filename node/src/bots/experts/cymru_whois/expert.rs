@@ -319,7 +319,8 @@ mod tests {
     fn run(bot: &mut CymruWhoisExpertBot, state: &mut MemoryState, log: &mut MemoryLog, fields: Value) -> Message {
         let h = harmonization();
         let root = Path::new("/");
-        let mut ctx = Context { bot_id: "cymru", harmonization: &h, root, state, log, clock: &crate::bots::SystemClock };
+        let mut ctx =
+            Context { bot_id: "cymru", harmonization: &h, root, state, log, clock: &crate::bots::SystemClock };
         let mut out = Outbox::default();
         bot.process(event(&h, fields), &mut ctx, &mut out).unwrap();
         out.sent.pop().unwrap().1

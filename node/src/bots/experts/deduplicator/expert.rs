@@ -196,7 +196,14 @@ mod tests {
         msg: Message,
     ) -> usize {
         let root = std::path::Path::new("/");
-        let mut ctx = Context { bot_id: "deduplicator-expert", harmonization: h, root, state, log, clock: &crate::bots::SystemClock };
+        let mut ctx = Context {
+            bot_id: "deduplicator-expert",
+            harmonization: h,
+            root,
+            state,
+            log,
+            clock: &crate::bots::SystemClock,
+        };
         let mut out = Outbox::default();
         bot.process(msg, &mut ctx, &mut out).unwrap();
         out.sent.len()

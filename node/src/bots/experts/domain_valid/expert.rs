@@ -149,7 +149,14 @@ mod tests {
         std::fs::write(dir.path().join("tlds.txt"), "# Version 1\nAAA\nDIGITAL\nINFO\n").unwrap();
         let h = harmonization();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
-        let mut ctx = Context { bot_id: "dv", harmonization: &h, root: dir.path(), state: &mut state, log: &mut log, clock: &crate::bots::SystemClock };
+        let mut ctx = Context {
+            bot_id: "dv",
+            harmonization: &h,
+            root: dir.path(),
+            state: &mut state,
+            log: &mut log,
+            clock: &crate::bots::SystemClock,
+        };
         let params = json!({"tlds_domains_list": "tlds.txt"});
         let mut bot = DomainValidExpertBot::build(serde_json::from_value(params).unwrap()).unwrap();
         let mut forwarded = Vec::new();

@@ -8,7 +8,8 @@
 //! messages for paths that are not configured). A message outside the time window is dropped
 //! before the key/value filter is looked at. Reports are filtered like events.
 //!
-//! Absolute times without a zone are taken as UTC (IntelMQ would fail comparing them).
+//! Relative times count back from the step's clock (`ctx.now()`). Absolute times without a zone
+//! are taken as UTC (IntelMQ would fail comparing them).
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use regex::Regex;
@@ -288,13 +289,18 @@ mod tests {
 
     use super::*;
     use crate::bots::experts::test_support::{event, harmonization};
-    use crate::bots::{MemoryLog, MemoryState};
+    use crate::bots::{Clock, FixedClock, MemoryLog, MemoryState};
 
     fn run(params: Value, fields: Value) -> Vec<(String, Message)> {
+        run_at(&crate::bots::SystemClock, params, fields)
+    }
+
+    fn run_at(clock: &dyn Clock, params: Value, fields: Value) -> Vec<(String, Message)> {
         let h = harmonization();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
         let root = std::path::Path::new("/");
-        let mut ctx = Context { bot_id: "filter-expert", harmonization: &h, root, state: &mut state, log: &mut log, clock: &crate::bots::SystemClock };
+        let mut ctx =
+            Context { bot_id: "filter-expert", harmonization: &h, root, state: &mut state, log: &mut log, clock };
         let mut bot = FilterExpertBot::build(serde_json::from_value(params).unwrap()).unwrap();
         let mut out = Outbox::default();
         bot.process(event(&h, fields), &mut ctx, &mut out).unwrap();
@@ -348,6 +354,14 @@ mod tests {
         assert_eq!(paths(&run(json!({"not_after": "2006-01-01"}), EVENT())), ["_default"]);
         assert_eq!(paths(&run(json!({"not_after": "2 days"}), EVENT())), ["_default"]);
         assert!(run(json!({"not_before": "2 weeks"}), EVENT()).is_empty());
+    }
+
+    #[test]
+    fn relative_windows_are_measured_from_the_contexts_clock() {
+        let params = json!({"not_before": "1 week"});
+        let clock = FixedClock::parse("2005-01-05T00:00:00Z").unwrap();
+        assert_eq!(paths(&run_at(&clock, params.clone(), EVENT())), ["_default"]);
+        assert!(run_at(&clock.advanced(8 * 24 * 3600), params, EVENT()).is_empty());
     }
 
     #[test]

@@ -185,6 +185,23 @@ fn column_value(row: &postgres::Row, i: usize) -> Result<Value, postgres::Error>
     })
 }
 
+/// Runs a call of the synchronous postgres client on a short-lived thread. The client drives its
+/// own tokio runtime, which must not be started, blocked on or dropped on a bot's thread (that
+/// thread already runs inside the node's runtime).
+fn off_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(r) => r,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
+/// Drops a client (and its runtime) off the bot's thread.
+fn drop_client(client: Option<postgres::Client>) {
+    if let Some(c) = client {
+        off_runtime(move || drop(c));
+    }
+}
+
 /// The prepared lookup (its parameter types say how to convert the event values).
 struct Prepared {
     statement: postgres::Statement,
@@ -287,7 +304,7 @@ impl GenericDbLookupExpertBot {
     /// A connection error: drop the connection so the next try reconnects.
     fn connection_lost(&mut self, what: &str, e: &postgres::Error, ctx: &mut Context<'_>) -> BotError {
         ctx.log.log(Level::Error, &format!("Database connection problem, connecting again: {e}."));
-        self.client = None;
+        drop_client(self.client.take());
         self.prepared = None;
         if !self.reconnect_delay.is_zero() {
             std::thread::sleep(self.reconnect_delay);
@@ -302,11 +319,12 @@ impl GenericDbLookupExpertBot {
 
     fn prepare(&mut self, ctx: &mut Context<'_>) -> Result<(), BotError> {
         if self.client.as_ref().is_some_and(postgres::Client::is_closed) {
-            self.client = None;
+            drop_client(self.client.take());
             self.prepared = None;
         }
         if self.client.is_none() {
-            match self.config.connect(postgres::NoTls) {
+            let config = &self.config;
+            match off_runtime(|| config.connect(postgres::NoTls)) {
                 Ok(client) => {
                     ctx.log.log(Level::Info, "Connected to database.");
                     self.client = Some(client);
@@ -324,7 +342,7 @@ impl GenericDbLookupExpertBot {
             let Some(client) = self.client.as_mut() else {
                 return Err(BotError::Transient(format!("database {}: not connected", self.target)));
             };
-            let statement = match client.prepare(&query) {
+            let statement = match off_runtime(|| client.prepare(&query)) {
                 Ok(s) => s,
                 Err(e) if Self::is_sql_error(&e) => {
                     return Err(BotError::Fatal(format!("database {}: query `{query}` is refused: {e}", self.target)))
@@ -346,6 +364,13 @@ impl GenericDbLookupExpertBot {
             }
         }
         Err(BotError::Fatal(format!("database {}: cannot map the column types of table {}", self.target, self.table)))
+    }
+}
+
+impl Drop for GenericDbLookupExpertBot {
+    fn drop(&mut self) {
+        self.prepared = None;
+        drop_client(self.client.take());
     }
 }
 
@@ -382,7 +407,7 @@ impl ExpertBot for GenericDbLookupExpertBot {
         let Some(client) = self.client.as_mut() else {
             return Err(BotError::Transient(format!("database {}: not connected", self.target)));
         };
-        let rows = match client.query(&statement, &refs) {
+        let rows = match off_runtime(|| client.query(&statement, &refs)) {
             Ok(rows) => rows,
             Err(e) if Self::is_sql_error(&e) => {
                 return Err(BotError::Transient(format!("database {}: lookup failed: {e}", self.target)))
@@ -489,7 +514,14 @@ mod tests {
         let h = harmonization();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
         let root = std::path::Path::new("/");
-        let mut ctx = Context { bot_id: "db-lookup", harmonization: &h, root, state: &mut state, log: &mut log, clock: &crate::bots::SystemClock };
+        let mut ctx = Context {
+            bot_id: "db-lookup",
+            harmonization: &h,
+            root,
+            state: &mut state,
+            log: &mut log,
+            clock: &crate::bots::SystemClock,
+        };
         let mut out = Outbox::default();
         bot.process(event(&h, fields), &mut ctx, &mut out)?;
         Ok(out.sent.pop().unwrap().1)
@@ -515,6 +547,22 @@ mod tests {
         let partial = run(&mut bot, json!({"source.asn": 64497, "comment": "old"})).unwrap();
         assert_eq!(partial.get_str("source.abuse_contact"), Some("x@example.net"));
         assert!(!partial.contains("comment"), "a NULL column removes the field");
+    }
+
+    /// Bots run on the node's actix threads, inside a tokio runtime: the synchronous client must
+    /// still connect, look up and be dropped there without panicking.
+    #[test]
+    fn lookups_work_on_a_thread_inside_a_tokio_runtime() {
+        if !server_available() {
+            return;
+        }
+        let table = Table::create("asn integer, contact text, note text", "(64496, 'abuse@example.com', 'Hi')");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let _inside = rt.enter();
+        let mut bot = bot(&table, json!({}));
+        let msg = run(&mut bot, json!({"source.asn": 64496})).unwrap();
+        assert_eq!(msg.get_str("source.abuse_contact"), Some("abuse@example.com"));
+        drop(bot);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! (booleans as `true`/`false`, where Python writes `True`/`False`). The Python methods templates
 //! commonly call are provided: `dict.items()/keys()/values()/get()` and `str.upper()/lower()/
 //! strip()/lstrip()/rstrip()/startswith()/endswith()/replace()/split()`. Map literals keep their
-//! order only when minijinja's `preserve_order` feature is on (else they iterate sorted).
+//! order (minijinja's `preserve_order` feature, which the workspace turns on).
 
 use std::collections::BTreeMap;
 
@@ -191,7 +191,14 @@ mod tests {
         let h = harmonization();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
         let root = std::path::Path::new("/");
-        let mut ctx = Context { bot_id: "jinja", harmonization: &h, root, state: &mut state, log: &mut log, clock: &crate::bots::SystemClock };
+        let mut ctx = Context {
+            bot_id: "jinja",
+            harmonization: &h,
+            root,
+            state: &mut state,
+            log: &mut log,
+            clock: &crate::bots::SystemClock,
+        };
         let mut bot = JinjaExpertBot::build(serde_json::from_value(params).unwrap()).unwrap();
         let mut out = Outbox::default();
         bot.process(event(&h, fields), &mut ctx, &mut out).unwrap();
@@ -236,7 +243,9 @@ mod tests {
         );
         assert_eq!(
             msg.get_str("extra.text"),
-            Some("{\n  \"t\": 2015-01-01T00:00:00+00:00,\n\n  \"z.ip\": 192.0.2.1,\n\n  \"m.ip\": 192.0.2.2\n}")
+            // Jinja2 3.1.6 renders exactly this: `-%}` eats the newline after `set`, so only the
+            // skipped `a.fqdn` leaves an empty line.
+            Some("{\n  \"t\": 2015-01-01T00:00:00+00:00,\n  \"z.ip\": 192.0.2.1,\n\n  \"m.ip\": 192.0.2.2\n}")
         );
     }
 

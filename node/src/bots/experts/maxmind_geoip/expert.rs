@@ -383,8 +383,14 @@ mod tests {
         let mut bot = MaxmindGeoipExpertBot::build(params).unwrap();
         let h = harmonization();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
-        let mut ctx =
-            Context { bot_id: "geoip", harmonization: &h, root: dir.path(), state: &mut state, log: &mut log, clock: &crate::bots::SystemClock };
+        let mut ctx = Context {
+            bot_id: "geoip",
+            harmonization: &h,
+            root: dir.path(),
+            state: &mut state,
+            log: &mut log,
+            clock: &crate::bots::SystemClock,
+        };
         let mut out = Outbox::default();
         bot.process(event(&h, fields), &mut ctx, &mut out).unwrap();
         out.sent.pop().unwrap().1
@@ -442,7 +448,14 @@ mod tests {
         let h = harmonization();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
         let root = Path::new("/");
-        let mut ctx = Context { bot_id: "geoip", harmonization: &h, root, state: &mut state, log: &mut log, clock: &crate::bots::SystemClock };
+        let mut ctx = Context {
+            bot_id: "geoip",
+            harmonization: &h,
+            root,
+            state: &mut state,
+            log: &mut log,
+            clock: &crate::bots::SystemClock,
+        };
         let err =
             bot.process(event(&h, json!({"source.ip": "10.0.0.1"})), &mut ctx, &mut Outbox::default()).err().unwrap();
         assert!(matches!(err, BotError::Fatal(_)));
@@ -461,7 +474,14 @@ mod tests {
         let h = harmonization();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
         let root = Path::new("/");
-        let mut ctx = Context { bot_id: "geoip", harmonization: &h, root, state: &mut state, log: &mut log, clock: &crate::bots::SystemClock };
+        let mut ctx = Context {
+            bot_id: "geoip",
+            harmonization: &h,
+            root,
+            state: &mut state,
+            log: &mut log,
+            clock: &crate::bots::SystemClock,
+        };
         let mut out = Outbox::default();
         bot.process(event(&h, json!({"source.ip": "10.0.0.1"})), &mut ctx, &mut out).unwrap();
         assert_eq!(out.sent[0].1.get_str("source.geolocation.cc"), Some("AT"));

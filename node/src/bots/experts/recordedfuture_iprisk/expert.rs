@@ -144,8 +144,14 @@ mod tests {
         let mut bot = RecordedfutureIpriskExpertBot::build(params).unwrap();
         let h = harmonization();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
-        let mut ctx =
-            Context { bot_id: "rf-expert", harmonization: &h, root: dir.path(), state: &mut state, log: &mut log, clock: &crate::bots::SystemClock };
+        let mut ctx = Context {
+            bot_id: "rf-expert",
+            harmonization: &h,
+            root: dir.path(),
+            state: &mut state,
+            log: &mut log,
+            clock: &crate::bots::SystemClock,
+        };
         let mut out = Outbox::default();
         bot.process(event(&h, fields), &mut ctx, &mut out).unwrap();
         out.sent.pop().unwrap().1
@@ -181,7 +187,14 @@ mod tests {
         let h = harmonization();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
         let root = Path::new("/");
-        let mut ctx = Context { bot_id: "rf-expert", harmonization: &h, root, state: &mut state, log: &mut log, clock: &crate::bots::SystemClock };
+        let mut ctx = Context {
+            bot_id: "rf-expert",
+            harmonization: &h,
+            root,
+            state: &mut state,
+            log: &mut log,
+            clock: &crate::bots::SystemClock,
+        };
         let err =
             bot.process(event(&h, json!({"source.ip": "10.0.0.1"})), &mut ctx, &mut Outbox::default()).err().unwrap();
         assert!(matches!(err, BotError::Fatal(_)));

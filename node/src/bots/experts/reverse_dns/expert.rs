@@ -234,7 +234,8 @@ mod tests {
     fn run(bot: &mut ReverseDnsExpertBot, state: &mut dyn BotState, log: &mut MemoryLog, fields: Value) -> Message {
         let h = harmonization();
         let root = std::path::Path::new("/");
-        let mut ctx = Context { bot_id: "reverse-dns", harmonization: &h, root, state, log, clock: &crate::bots::SystemClock };
+        let mut ctx =
+            Context { bot_id: "reverse-dns", harmonization: &h, root, state, log, clock: &crate::bots::SystemClock };
         let mut out = Outbox::default();
         bot.process(event(&h, fields), &mut ctx, &mut out).unwrap();
         out.sent.pop().unwrap().1

@@ -107,7 +107,14 @@ mod tests {
     fn process(bot: &mut SieveExpertBot, root: &Path, fields: serde_json::Value) -> Vec<(String, Message)> {
         let h = harmonization();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
-        let mut ctx = Context { bot_id: "sieve-expert", harmonization: &h, root, state: &mut state, log: &mut log, clock: &crate::bots::SystemClock };
+        let mut ctx = Context {
+            bot_id: "sieve-expert",
+            harmonization: &h,
+            root,
+            state: &mut state,
+            log: &mut log,
+            clock: &crate::bots::SystemClock,
+        };
         let mut out = Outbox::default();
         bot.process(event(&h, fields), &mut ctx, &mut out).unwrap();
         out.sent
@@ -169,7 +176,14 @@ mod tests {
         let mut bot = SieveExpertBot::build(SieveExpertParams { file: "missing.sieve".into() }).unwrap();
         let h = harmonization();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
-        let mut ctx = Context { bot_id: "s", harmonization: &h, root: dir.path(), state: &mut state, log: &mut log, clock: &crate::bots::SystemClock };
+        let mut ctx = Context {
+            bot_id: "s",
+            harmonization: &h,
+            root: dir.path(),
+            state: &mut state,
+            log: &mut log,
+            clock: &crate::bots::SystemClock,
+        };
         let err = bot.process(event(&h, json!({})), &mut ctx, &mut Outbox::default()).unwrap_err();
         assert!(matches!(err, BotError::Fatal(ref m) if m.contains("missing.sieve")), "{err}");
     }

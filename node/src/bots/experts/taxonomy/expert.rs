@@ -56,7 +56,14 @@ mod tests {
         let h = harmonization();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
         let root = std::path::Path::new("/");
-        let mut ctx = Context { bot_id: "taxonomy-expert", harmonization: &h, root, state: &mut state, log: &mut log, clock: &crate::bots::SystemClock };
+        let mut ctx = Context {
+            bot_id: "taxonomy-expert",
+            harmonization: &h,
+            root,
+            state: &mut state,
+            log: &mut log,
+            clock: &crate::bots::SystemClock,
+        };
         let mut out = Outbox::default();
         TaxonomyExpertBot.process(event(&h, fields), &mut ctx, &mut out).unwrap();
         assert_eq!(out.sent.len(), 1);

@@ -190,7 +190,14 @@ mod tests {
         let mut sent = Vec::new();
         for i in 0..n {
             let root = std::path::Path::new("/");
-            let mut ctx = Context { bot_id: "threshold", harmonization: &h, root, state: &mut state, log: &mut log, clock: &crate::bots::SystemClock };
+            let mut ctx = Context {
+                bot_id: "threshold",
+                harmonization: &h,
+                root,
+                state: &mut state,
+                log: &mut log,
+                clock: &crate::bots::SystemClock,
+            };
             let mut out = Outbox::default();
             let e = event(&h, json!({"source.ip": "192.0.2.0", "destination.ip": format!("192.0.2.{i}")}));
             bot.process(e, &mut ctx, &mut out).unwrap();

@@ -119,8 +119,14 @@ mod tests {
         let mut bot = TorNodesExpertBot::build(params).unwrap();
         let h = harmonization();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
-        let mut ctx =
-            Context { bot_id: "tor-expert", harmonization: &h, root: dir.path(), state: &mut state, log: &mut log, clock: &crate::bots::SystemClock };
+        let mut ctx = Context {
+            bot_id: "tor-expert",
+            harmonization: &h,
+            root: dir.path(),
+            state: &mut state,
+            log: &mut log,
+            clock: &crate::bots::SystemClock,
+        };
         let mut out = Outbox::default();
         bot.process(event(&h, fields), &mut ctx, &mut out).unwrap();
         out.sent.pop().unwrap().1

@@ -6,8 +6,12 @@
 use std::future::Future;
 use std::time::Duration;
 
+use lapin::options::{
+    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
-use lapin::{Channel, Connection, ConnectionProperties};
+use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 
 /// Where and how to connect (IntelMQ's `connection_*`, `username`, `password`, `use_ssl`).
 #[derive(Clone, Debug, PartialEq)]
@@ -185,6 +189,49 @@ impl AmqpLink {
     /// The open channel (after [`Self::ensure`]).
     pub fn channel(&self) -> Result<Channel, AmqpError> {
         self.channel.clone().ok_or_else(|| AmqpError::Unreachable("no open channel".to_string()))
+    }
+
+    /// Declares an exchange of `kind` (`topic`, `direct`, `fanout`, `headers` or a plugin's type).
+    pub fn declare_exchange(&mut self, name: &str, kind: &str, durable: bool) -> Result<(), AmqpError> {
+        let kind = match kind {
+            "topic" => ExchangeKind::Topic,
+            "direct" => ExchangeKind::Direct,
+            "fanout" => ExchangeKind::Fanout,
+            "headers" => ExchangeKind::Headers,
+            other => ExchangeKind::Custom(other.to_string()),
+        };
+        let channel = self.channel()?;
+        let options = ExchangeDeclareOptions { durable, ..Default::default() };
+        self.run("cannot declare the exchange", channel.exchange_declare(name, kind, options, FieldTable::default()))
+    }
+
+    /// Declares a queue; returns the number of messages in it.
+    pub fn declare_queue(&mut self, name: &str, durable: bool) -> Result<u32, AmqpError> {
+        let channel = self.channel()?;
+        let options = QueueDeclareOptions { durable, ..Default::default() };
+        self.run("cannot declare the queue", channel.queue_declare(name, options, FieldTable::default()))
+            .map(|q| q.message_count())
+    }
+
+    /// Binds a queue to an exchange with a routing key (pattern).
+    pub fn bind_queue(&mut self, queue: &str, exchange: &str, key: &str) -> Result<(), AmqpError> {
+        let channel = self.channel()?;
+        self.run(
+            "cannot bind the queue",
+            channel.queue_bind(queue, exchange, key, QueueBindOptions::default(), FieldTable::default()),
+        )
+    }
+
+    /// Deletes a queue.
+    pub fn delete_queue(&mut self, name: &str) -> Result<(), AmqpError> {
+        let channel = self.channel()?;
+        self.run("cannot delete the queue", channel.queue_delete(name, QueueDeleteOptions::default())).map(|_| ())
+    }
+
+    /// Deletes an exchange.
+    pub fn delete_exchange(&mut self, name: &str) -> Result<(), AmqpError> {
+        let channel = self.channel()?;
+        self.run("cannot delete the exchange", channel.exchange_delete(name, ExchangeDeleteOptions::default()))
     }
 
     /// Closes what is open (best effort, without waiting long) and forgets it.

@@ -16,13 +16,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, ExchangeKind};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::publisher_confirm::Confirmation;
+use lapin::BasicProperties;
 
 use super::connection::{AmqpError, AmqpLink, AmqpSettings};
 use super::shared::{
-    de_opt_string, de_single_key, export_event, ser_single_key, Delivered, EventTemplate, ExportFlags,
+    de_opt_string, de_single_key, export_event, ser_single_key, Delivered, EventTemplate, ExportFlags, Worker,
 };
 use crate::bots::experts::asn_lookup::lenient;
 use crate::bots::registry::BuildBot;
@@ -134,7 +134,10 @@ pub struct AmqpTopicOutputBot {
     params: AmqpTopicOutputParams,
     routing_key: RoutingKey,
     flags: ExportFlags,
-    link: AmqpLink,
+    settings: AmqpSettings,
+    /// The connection, on a thread of its own (lapin is driven by a tokio runtime, which the
+    /// node's threads cannot block on).
+    worker: Option<Worker<AmqpLink>>,
     delivered: Delivered,
 }
 
@@ -180,133 +183,189 @@ impl BuildBot for AmqpTopicOutputBot {
             with_type: params.message_with_type,
             jsondict_as_string: params.message_jsondict_as_string,
         };
-        Ok(AmqpTopicOutputBot {
-            params,
-            routing_key,
-            flags,
-            link: AmqpLink::new(settings),
-            delivered: Delivered::default(),
-        })
+        Ok(AmqpTopicOutputBot { params, routing_key, flags, settings, worker: None, delivered: Delivered::default() })
     }
 }
 
-fn exchange_kind(name: &str) -> ExchangeKind {
-    match name {
-        "topic" => ExchangeKind::Topic,
-        "direct" => ExchangeKind::Direct,
-        "fanout" => ExchangeKind::Fanout,
-        "headers" => ExchangeKind::Headers,
-        other => ExchangeKind::Custom(other.to_string()),
-    }
+/// What one publishing round needs, owned so that it can go to the worker thread.
+struct Batch {
+    exchange: String,
+    /// Exchange to declare on a new channel: name, type, durable.
+    declare: Option<(String, String, bool)>,
+    confirm: bool,
+    properties: BasicProperties,
+    /// Routing key and body of each message.
+    messages: Vec<(String, Vec<u8>)>,
 }
 
-impl AmqpTopicOutputBot {
-    fn unavailable(&mut self, e: AmqpError, ctx: &mut Context<'_>) -> BotError {
-        self.link.drop_connection();
-        let text = format!("broker {}: {e}", self.link.settings().display());
-        ctx.log.log(Level::Error, &format!("Publishing failed, connecting again: {e}."));
-        BotError::Unavailable(text)
-    }
+/// Why a publishing round failed.
+enum Failure {
+    /// Connection problems, timeouts: wait and retry.
+    Unreachable(String),
+    /// The exchange declaration was refused: stop.
+    ExchangeRefused(String),
+    /// A message went to no queue, or the broker sent a negative confirm: wait and retry.
+    Refused(String),
+}
 
-    /// Connects and declares the exchange and confirm mode on a new channel.
-    fn connect(&mut self, ctx: &mut Context<'_>) -> Result<(), BotError> {
-        let fresh = match self.link.ensure() {
-            Ok(fresh) => fresh,
-            Err(e) => return Err(self.unavailable(e, ctx)),
-        };
-        if !fresh {
-            return Ok(());
-        }
-        ctx.log.log(Level::Info, &format!("Connected to {}.", self.link.settings().display()));
-        let channel = self.link.channel().map_err(|e| BotError::Unavailable(e.to_string()))?;
-        if let Some(exchange) = self.params.exchange_name.clone().filter(|e| !e.is_empty()) {
-            let kind = exchange_kind(&self.params.exchange_type);
-            let options = ExchangeDeclareOptions { durable: self.params.exchange_durable, ..Default::default() };
-            let declared = self.link.run(
-                "cannot declare the exchange",
-                channel.exchange_declare(&exchange, kind, options, FieldTable::default()),
-            );
-            match declared {
+/// The result of a publishing round: whether it connected, the messages the broker confirmed,
+/// and what failed.
+struct Round {
+    connected: bool,
+    confirmed: Vec<usize>,
+    failure: Option<Failure>,
+}
+
+/// Connects if needed (declaring the exchange and confirm mode on a new channel), publishes
+/// every message and waits for the confirms. Runs on the worker thread.
+fn publish_round(link: &mut AmqpLink, batch: Batch) -> Round {
+    let mut round = Round { connected: false, confirmed: Vec::new(), failure: None };
+    let fail = |link: &mut AmqpLink, mut round: Round, failure: Failure| {
+        link.drop_connection();
+        round.failure = Some(failure);
+        round
+    };
+    match link.ensure() {
+        Ok(fresh) => round.connected = fresh,
+        Err(e) => return fail(link, round, Failure::Unreachable(e.to_string())),
+    }
+    if round.connected {
+        if let Some((name, kind, durable)) = &batch.declare {
+            match link.declare_exchange(name, kind, *durable) {
                 Ok(()) => {}
                 Err(AmqpError::Refused(why)) => {
-                    self.link.drop_connection();
-                    ctx.log.log(Level::Error, "Access to exchange refused.");
-                    return Err(BotError::Fatal(format!("exchange `{exchange}`: {why}")));
+                    return fail(link, round, Failure::ExchangeRefused(format!("exchange `{name}`: {why}")))
                 }
-                Err(e) => return Err(self.unavailable(e, ctx)),
+                Err(e) => return fail(link, round, Failure::Unreachable(e.to_string())),
             }
         }
-        if self.params.require_confirmation {
-            if let Err(e) =
-                self.link.run("cannot enable confirms", channel.confirm_select(ConfirmSelectOptions::default()))
+        if batch.confirm {
+            let channel = match link.channel() {
+                Ok(c) => c,
+                Err(e) => return fail(link, round, Failure::Unreachable(e.to_string())),
+            };
+            if let Err(e) = link.run("cannot enable confirms", channel.confirm_select(ConfirmSelectOptions::default()))
             {
-                return Err(self.unavailable(e, ctx));
+                return fail(link, round, Failure::Unreachable(e.to_string()));
             }
         }
-        Ok(())
     }
+    let channel = match link.channel() {
+        Ok(c) => c,
+        Err(e) => return fail(link, round, Failure::Unreachable(e.to_string())),
+    };
+    let options = BasicPublishOptions { mandatory: true, ..Default::default() };
+    let mut confirms = Vec::with_capacity(batch.messages.len());
+    for (key, body) in &batch.messages {
+        let published = link.run(
+            "cannot publish",
+            channel.basic_publish(&batch.exchange, key, options, body, batch.properties.clone()),
+        );
+        match published {
+            Ok(confirm) => confirms.push((key.clone(), confirm)),
+            Err(e) => return fail(link, round, Failure::Unreachable(e.to_string())),
+        }
+    }
+    for (index, (key, confirm)) in confirms.into_iter().enumerate() {
+        match link.run("no publisher confirm", confirm) {
+            Ok(Confirmation::Ack(None)) | Ok(Confirmation::NotRequested) => round.confirmed.push(index),
+            Ok(Confirmation::Ack(Some(_))) => {
+                round.failure.get_or_insert_with(|| {
+                    Failure::Refused(format!(
+                        "exchange `{}` routed a message with routing key `{key}` to no queue; \
+                         declare and bind the destination queue first",
+                        batch.exchange
+                    ))
+                });
+            }
+            Ok(Confirmation::Nack(_)) => {
+                round.failure.get_or_insert_with(|| {
+                    Failure::Refused("the broker refused a message (negative confirm)".to_string())
+                });
+            }
+            Err(e) => return fail(link, round, Failure::Unreachable(e.to_string())),
+        }
+    }
+    round
 }
 
 impl OutputBot for AmqpTopicOutputBot {
     fn write(&mut self, events: &[Message], ctx: &mut Context<'_>) -> Result<(), BotError> {
         // Render everything first: a bad event fails the batch before anything is published.
-        let mut messages: Vec<(&Message, String, Vec<u8>)> = Vec::with_capacity(events.len());
-        for event in events {
+        let pending = self.delivered.pending(events);
+        let mut indices = Vec::with_capacity(events.len());
+        let mut messages = Vec::with_capacity(events.len());
+        for (i, event) in events.iter().enumerate() {
             let key = match &self.routing_key {
                 RoutingKey::Fixed(key) => key.clone(),
                 RoutingKey::Template(t) => {
                     t.render(event).map_err(|e| BotError::Invalid(format!("routing key: {e}")))?
                 }
             };
-            messages.push((event, key, export_event(event, &self.flags)?.into_bytes()));
+            let body = export_event(event, &self.flags)?.into_bytes();
+            if pending[i] {
+                indices.push(i);
+                messages.push((key, body));
+            }
         }
-        messages.retain(|(event, _, _)| !self.delivered.take(event));
         if messages.is_empty() {
-            self.delivered.clear();
+            self.delivered.acknowledged(events);
             return Ok(());
         }
-        self.connect(ctx)?;
-        let channel = self.link.channel().map_err(|e| BotError::Unavailable(e.to_string()))?;
-        let exchange = self.params.exchange_name.clone().unwrap_or_default();
-        let properties = BasicProperties::default()
-            .with_content_type(self.params.content_type.as_str().into())
-            .with_delivery_mode(u8::try_from(self.params.delivery_mode).unwrap_or(2));
-        let options = BasicPublishOptions { mandatory: true, ..Default::default() };
-        let mut confirms = Vec::with_capacity(messages.len());
-        for (event, key, body) in &messages {
-            let published = self
-                .link
-                .run("cannot publish", channel.basic_publish(&exchange, key, options, body, properties.clone()));
-            match published {
-                Ok(confirm) => confirms.push((*event, key.as_str(), confirm)),
-                Err(e) => return Err(self.unavailable(e, ctx)),
+        if self.worker.is_none() {
+            let worker = Worker::start(&format!("amqp-{}", ctx.bot_id), AmqpLink::new(self.settings.clone()))
+                .map_err(BotError::Fatal)?;
+            self.worker = Some(worker);
+        }
+        let Some(worker) = &self.worker else {
+            return Err(BotError::Fatal("the broker thread is not running".to_string()));
+        };
+        let batch = Batch {
+            exchange: self.params.exchange_name.clone().unwrap_or_default(),
+            declare: self
+                .params
+                .exchange_name
+                .clone()
+                .filter(|e| !e.is_empty())
+                .map(|name| (name, self.params.exchange_type.clone(), self.params.exchange_durable)),
+            confirm: self.params.require_confirmation,
+            properties: BasicProperties::default()
+                .with_content_type(self.params.content_type.as_str().into())
+                .with_delivery_mode(u8::try_from(self.params.delivery_mode).unwrap_or(2)),
+            messages,
+        };
+        let round = match worker.call(move |link| publish_round(link, batch)) {
+            Ok(round) => round,
+            Err(why) => {
+                self.worker = None;
+                Round { connected: false, confirmed: Vec::new(), failure: Some(Failure::Unreachable(why)) }
+            }
+        };
+        if round.connected {
+            ctx.log.log(Level::Info, &format!("Connected to {}.", self.settings.display()));
+        }
+        for i in &round.confirmed {
+            self.delivered.record(&events[indices[*i]]);
+        }
+        let broker = self.settings.display();
+        match round.failure {
+            None => {
+                self.delivered.acknowledged(events);
+                Ok(())
+            }
+            Some(Failure::Unreachable(why)) => {
+                ctx.log.log(Level::Error, &format!("Publishing failed, connecting again: {why}."));
+                Err(BotError::Unavailable(format!("broker {broker}: {why}")))
+            }
+            Some(Failure::Refused(why)) => {
+                ctx.log.log(Level::Error, &format!("{why}."));
+                Err(BotError::Unavailable(format!("broker {broker}: {why}")))
+            }
+            Some(Failure::ExchangeRefused(why)) => {
+                ctx.log.log(Level::Error, "Access to exchange refused.");
+                Err(BotError::Fatal(format!("broker {broker}: {why}")))
             }
         }
-        let mut problem: Option<String> = None;
-        for (event, key, confirm) in confirms {
-            match self.link.run("no publisher confirm", confirm) {
-                Ok(lapin::publisher_confirm::Confirmation::Ack(None))
-                | Ok(lapin::publisher_confirm::Confirmation::NotRequested) => self.delivered.record(event),
-                Ok(lapin::publisher_confirm::Confirmation::Ack(Some(_))) => {
-                    problem.get_or_insert_with(|| {
-                        format!(
-                            "exchange `{exchange}` routed a message with routing key `{key}` to no queue; \
-                             declare and bind the destination queue first"
-                        )
-                    });
-                }
-                Ok(lapin::publisher_confirm::Confirmation::Nack(_)) => {
-                    problem.get_or_insert_with(|| "the broker refused a message (negative confirm)".to_string());
-                }
-                Err(e) => return Err(self.unavailable(e, ctx)),
-            }
-        }
-        if let Some(problem) = problem {
-            ctx.log.log(Level::Error, &format!("{problem}."));
-            return Err(BotError::Unavailable(format!("broker {}: {problem}", self.link.settings().display())));
-        }
-        self.delivered.clear();
-        Ok(())
     }
 }
 
@@ -316,7 +375,7 @@ mod tests {
     use std::net::{SocketAddr, TcpStream};
     use std::time::Duration;
 
-    use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
+    use lapin::options::BasicGetOptions;
     use serde_json::{json, Value};
 
     use super::*;
@@ -362,7 +421,9 @@ mod tests {
             log: &mut log,
             clock: &crate::bots::SystemClock,
         };
-        bot.write(events, &mut ctx)
+        // Inside a tokio runtime, as on the node's actix threads.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async { bot.write(events, &mut ctx) })
     }
 
     /// A test-side link with a queue bound to the exchange.
@@ -379,12 +440,9 @@ mod tests {
             timeout: Duration::from_secs(10),
         });
         link.ensure().unwrap();
-        let ch = link.channel().unwrap();
-        let opts = ExchangeDeclareOptions { durable: true, ..Default::default() };
-        link.run("x", ch.exchange_declare(exchange, ExchangeKind::Topic, opts, FieldTable::default())).unwrap();
-        link.run("q", ch.queue_declare(queue, QueueDeclareOptions::default(), FieldTable::default())).unwrap();
-        link.run("b", ch.queue_bind(queue, exchange, binding, QueueBindOptions::default(), FieldTable::default()))
-            .unwrap();
+        link.declare_exchange(exchange, "topic", true).unwrap();
+        link.declare_queue(queue, false).unwrap();
+        link.bind_queue(queue, exchange, binding).unwrap();
         link
     }
 
@@ -398,9 +456,8 @@ mod tests {
     }
 
     fn cleanup(link: &mut AmqpLink, exchange: &str, queue: &str) {
-        let ch = link.channel().unwrap();
-        let _ = link.run("qd", ch.queue_delete(queue, QueueDeleteOptions::default()));
-        let _ = link.run("xd", ch.exchange_delete(exchange, Default::default()));
+        let _ = link.delete_queue(queue);
+        let _ = link.delete_exchange(exchange);
     }
 
     #[test]
@@ -463,9 +520,7 @@ mod tests {
         let err = write(&mut bot, &events).unwrap_err();
         assert!(matches!(err, BotError::Unavailable(ref why) if why.contains("no queue")), "{err:?}");
         // Someone binds the missing route; the retry publishes only the unrouted event.
-        let ch = link.channel().unwrap();
-        link.run("b", ch.queue_bind(&queue, &exchange, "events.b", QueueBindOptions::default(), FieldTable::default()))
-            .unwrap();
+        link.bind_queue(&queue, &exchange, "events.b").unwrap();
         write(&mut bot, &events).unwrap();
         let keys: Vec<String> = drain(&mut link, &queue).into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, vec!["events.a", "events.b"]);

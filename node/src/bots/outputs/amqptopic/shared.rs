@@ -201,8 +201,9 @@ impl EventTemplate {
 
 /// Events the far side accepted in a write that failed as a whole (some items refused, the
 /// connection lost before the last confirm). The runtime then offers the same events again, as
-/// one batch or one by one; those found here are skipped once instead of being delivered twice.
-/// Memory only: after a restart they are delivered again (at-least-once).
+/// one batch or one by one; those found here are not delivered again, and are forgotten once a
+/// write that holds them succeeds (the node acknowledges them then). Memory only: after a restart
+/// they are delivered again (at-least-once).
 #[derive(Debug, Default)]
 pub struct Delivered {
     /// Wire JSON of an event -> how many copies were accepted.
@@ -215,32 +216,91 @@ impl Delivered {
         *self.accepted.entry(event.to_wire()).or_default() += 1;
     }
 
-    /// True (and forgets one copy) when `event` was accepted before.
-    pub fn take(&mut self, event: &Message) -> bool {
+    /// For each event, whether it still has to be delivered (false for as many copies of an event
+    /// as were accepted before).
+    pub fn pending(&self, events: &[Message]) -> Vec<bool> {
         if self.accepted.is_empty() {
-            return false;
+            return vec![true; events.len()];
         }
-        let wire = event.to_wire();
-        match self.accepted.get_mut(&wire) {
-            Some(n) if *n > 1 => {
-                *n -= 1;
-                true
-            }
-            Some(_) => {
-                self.accepted.remove(&wire);
-                true
-            }
-            None => false,
-        }
+        let mut left = self.accepted.clone();
+        events
+            .iter()
+            .map(|event| match left.get_mut(&event.to_wire()) {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    false
+                }
+                _ => true,
+            })
+            .collect()
     }
 
-    /// Forgets everything (after a write succeeded, every retried event has come by).
-    pub fn clear(&mut self) {
-        self.accepted.clear();
+    /// A write of `events` succeeded: forgets one copy of each.
+    pub fn acknowledged(&mut self, events: &[Message]) {
+        if self.accepted.is_empty() {
+            return;
+        }
+        for event in events {
+            let wire = event.to_wire();
+            if let Some(n) = self.accepted.get_mut(&wire) {
+                *n -= 1;
+                if *n == 0 {
+                    self.accepted.remove(&wire);
+                }
+            }
+        }
     }
 
     pub fn is_empty(&self) -> bool {
         self.accepted.is_empty()
+    }
+}
+
+/// A closure run on a [`Worker`]'s thread.
+type Job<S> = Box<dyn FnOnce(&mut S) + Send>;
+
+/// A thread that owns a client's state (a connection and the tokio runtime of a synchronous
+/// client library: postgres, lapin, rumqttc) and runs closures on it. Bots run on the node's actix
+/// threads, inside a tokio runtime, where such a library cannot block on its own runtime (nor
+/// drop it); on the worker's thread it can. Dropping the worker ends the thread, which drops the
+/// state there.
+pub struct Worker<S: 'static> {
+    jobs: Option<std::sync::mpsc::Sender<Job<S>>>,
+    name: String,
+}
+
+impl<S: Send + 'static> Worker<S> {
+    /// Starts the thread with `state`.
+    pub fn start(name: &str, state: S) -> Result<Worker<S>, String> {
+        let (jobs, inbox) = std::sync::mpsc::channel::<Job<S>>();
+        std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || {
+                let mut state = state;
+                for job in inbox {
+                    job(&mut state);
+                }
+            })
+            .map_err(|e| format!("cannot start thread {name}: {e}"))?;
+        Ok(Worker { jobs: Some(jobs), name: name.to_string() })
+    }
+
+    /// Runs `f` on the worker's thread and waits for its result.
+    pub fn call<R: Send + 'static>(&self, f: impl FnOnce(&mut S) -> R + Send + 'static) -> Result<R, String> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let job: Job<S> = Box::new(move |state: &mut S| {
+            let _ = tx.send(f(state));
+        });
+        let jobs = self.jobs.as_ref().ok_or_else(|| format!("thread {} is stopped", self.name))?;
+        jobs.send(job).map_err(|_| format!("thread {} is gone", self.name))?;
+        rx.recv().map_err(|_| format!("thread {} stopped while working (a panic in the client library)", self.name))
+    }
+}
+
+impl<S: 'static> Drop for Worker<S> {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread's loop; it drops the state on its own thread.
+        self.jobs.take();
     }
 }
 
@@ -287,18 +347,38 @@ mod tests {
     }
 
     #[test]
-    fn delivered_skips_each_accepted_copy_once() {
+    fn delivered_events_are_skipped_until_a_write_holding_them_succeeds() {
         let h = harmonization();
         let a = event(&h, json!({"source.ip": "192.0.2.1"}));
         let b = event(&h, json!({"source.ip": "192.0.2.2"}));
         let mut d = Delivered::default();
         d.record(&a);
-        d.record(&a);
-        assert!(!d.take(&b));
-        assert!(d.take(&a));
-        assert!(d.take(&a));
-        assert!(!d.take(&a));
+        let batch = [a.clone(), b.clone(), a.clone()];
+        assert_eq!(d.pending(&batch), vec![false, true, true]);
+        assert_eq!(d.pending(&batch), vec![false, true, true], "asking does not forget");
+        d.acknowledged(std::slice::from_ref(&b));
+        assert_eq!(d.pending(std::slice::from_ref(&a)), vec![false]);
+        d.acknowledged(std::slice::from_ref(&a));
         assert!(d.is_empty());
+        assert_eq!(d.pending(std::slice::from_ref(&a)), vec![true]);
+    }
+
+    #[test]
+    fn a_worker_runs_blocking_clients_inside_a_tokio_runtime() {
+        let worker = Worker::start("test-worker", 0u32).unwrap();
+        let outer = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        // Inside a runtime a nested block_on panics; on the worker it runs.
+        let got = outer.block_on(async {
+            worker
+                .call(|n| {
+                    *n += 1;
+                    let inner = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                    inner.block_on(async { 41 }) + *n
+                })
+                .unwrap()
+        });
+        assert_eq!(got, 42);
+        drop(worker);
     }
 
     #[test]

@@ -182,14 +182,22 @@ mod tests {
         let h = harmonization();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
         let mut ctx = Context::new("b", &h, root.path(), &mut state, &mut log);
-        let mut bot = BroFileOutputBot::build(BroFileOutputParams { file: "out/bro".into(), ..Default::default() }).unwrap();
+        let mut bot =
+            BroFileOutputBot::build(BroFileOutputParams { file: "out/bro".into(), ..Default::default() }).unwrap();
         bot.start(&mut ctx).unwrap();
-        let ev = event(&h, json!({"classification.type": "infected-system", "feed.accuracy": 80.0, "source.ip": "192.0.2.1",
-            "source.url": "http://192.0.2.1", "feed.provider": "P"}));
-        let apt = event(&h, json!({"classification.type": "c2-server", "feed.accuracy": 50.5, "source.fqdn": "example.com",
-            "extra.tags": ["apt"], "extra.orgc": "O"}));
+        let ev = event(
+            &h,
+            json!({"classification.type": "infected-system", "feed.accuracy": 80.0, "source.ip": "192.0.2.1",
+            "source.url": "http://192.0.2.1", "feed.provider": "P"}),
+        );
+        let apt = event(
+            &h,
+            json!({"classification.type": "c2-server", "feed.accuracy": 50.5, "source.fqdn": "example.com",
+            "extra.tags": ["apt"], "extra.orgc": "O"}),
+        );
         bot.write(&[ev, apt, event(&h, json!({"feed.accuracy": 1.0}))], &mut ctx).unwrap();
-        let mut again = BroFileOutputBot::build(BroFileOutputParams { file: "out/bro".into(), ..Default::default() }).unwrap();
+        let mut again =
+            BroFileOutputBot::build(BroFileOutputParams { file: "out/bro".into(), ..Default::default() }).unwrap();
         again.start(&mut ctx).unwrap();
         assert_eq!(
             std::fs::read_to_string(root.path().join("out/bro")).unwrap(),
@@ -200,6 +208,9 @@ mod tests {
     #[test]
     fn a_missing_classification_is_invalid() {
         let h = harmonization();
-        assert!(matches!(bro_lines(&event(&h, json!({"source.ip": "192.0.2.1", "feed.accuracy": 1.0}))), Err(BotError::Invalid(_))));
+        assert!(matches!(
+            bro_lines(&event(&h, json!({"source.ip": "192.0.2.1", "feed.accuracy": 1.0}))),
+            Err(BotError::Invalid(_))
+        ));
     }
 }

@@ -4,9 +4,9 @@
 //! `replacement_char` the dots in keys are replaced. With `rotate_index` (`daily`, `weekly`,
 //! `monthly`, `yearly`) the index is `<elastic_index>-<date>`, the date taken from `time.source`,
 //! else `time.observation` (each only in the form `YYYY-MM-DDTHH:MM:SS+00:00`, as IntelMQ parses
-//! them), else today (UTC); `never` writes to `elastic_index`. Before the first write the bot checks,
-//! as IntelMQ does at start, that the index template exists (rotating: a missing template stops
-//! the bot) or that the index exists (creating it otherwise).
+//! them), else today (UTC, the node clock); `never` writes to `elastic_index`. Before the first
+//! write the bot checks, as IntelMQ does at start, that the index template exists (rotating: a
+//! missing template stops the bot) or that the index exists (creating it otherwise).
 //!
 //! Difference from IntelMQ, which indexes one event per request: a `write` sends the batch as one
 //! `_bulk` request (NDJSON: an `index` action and the document per event) and returns `Ok` when
@@ -378,11 +378,11 @@ impl ElasticsearchOutputBot {
         Ok(())
     }
 
-    fn index_name(&self, event: &Message) -> String {
+    fn index_name(&self, event: &Message, today: chrono::NaiveDate) -> String {
         match self.rotation {
             None => self.params.elastic_index.clone(),
             Some(format) => {
-                let date = event_date(event).unwrap_or_else(|| chrono::Utc::now().date_naive());
+                let date = event_date(event).unwrap_or(today);
                 format!("{}-{}", self.params.elastic_index, date.format(format))
             }
         }
@@ -391,15 +391,17 @@ impl ElasticsearchOutputBot {
 
 impl OutputBot for ElasticsearchOutputBot {
     fn write(&mut self, events: &[Message], ctx: &mut Context<'_>) -> Result<(), BotError> {
-        let todo: Vec<&Message> = events.iter().filter(|e| !self.delivered.take(e)).collect();
+        let pending = self.delivered.pending(events);
+        let todo: Vec<&Message> = events.iter().zip(&pending).filter(|(_, p)| **p).map(|(e, _)| e).collect();
         if todo.is_empty() {
-            self.delivered.clear();
+            self.delivered.acknowledged(events);
             return Ok(());
         }
         self.check_index(ctx)?;
+        let today = ctx.now().date_naive();
         let mut body = String::new();
         for event in &todo {
-            let action = serde_json::json!({"index": {"_index": self.index_name(event)}});
+            let action = serde_json::json!({"index": {"_index": self.index_name(event, today)}});
             let doc = document(event, &self.flatten_fields, self.params.replacement_char.as_deref());
             body.push_str(&action.to_string());
             body.push('\n');
@@ -435,7 +437,7 @@ impl OutputBot for ElasticsearchOutputBot {
         if let Some(why) = refused {
             return Err(BotError::Invalid(format!("elasticsearch {} refused the event: {why}", self.base)));
         }
-        self.delivered.clear();
+        self.delivered.acknowledged(events);
         Ok(())
     }
 }
@@ -563,6 +565,7 @@ mod tests {
     #[test]
     fn rotated_index_names_use_the_event_time() {
         let h = harmonization();
+        let today = chrono::NaiveDate::from_ymd_opt(2024, 2, 29).unwrap();
         let ev = event(
             &h,
             json!({"time.source": "2018-03-04T05:06:07+00:00", "time.observation": "2019-01-01T00:00:00+00:00"}),
@@ -574,10 +577,12 @@ mod tests {
             ("yearly", "intelmq-2018"),
             ("never", "intelmq"),
         ] {
-            assert_eq!(bot(1, json!({"rotate_index": rotate})).index_name(&ev), name);
+            assert_eq!(bot(1, json!({"rotate_index": rotate})).index_name(&ev, today), name);
         }
         let ev = event(&h, json!({"time.observation": "2019-01-01T00:00:00+00:00"}));
-        assert_eq!(bot(1, json!({"rotate_index": "yearly"})).index_name(&ev), "intelmq-2019");
+        let untimed = event(&h, json!({"source.port": 1}));
+        assert_eq!(bot(1, json!({"rotate_index": "monthly"})).index_name(&untimed, today), "intelmq-2024-02");
+        assert_eq!(bot(1, json!({"rotate_index": "yearly"})).index_name(&ev, today), "intelmq-2019");
         assert!(
             ElasticsearchOutputBot::build(serde_json::from_value(json!({"rotate_index": "hourly"})).unwrap()).is_err()
         );

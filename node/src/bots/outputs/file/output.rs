@@ -366,7 +366,14 @@ mod tests {
         events: &[Message],
     ) -> MemoryLog {
         let mut log = MemoryLog::default();
-        let mut ctx = Context { bot_id: "file-output", harmonization: h, root, state, log: &mut log, clock: &crate::bots::SystemClock };
+        let mut ctx = Context {
+            bot_id: "file-output",
+            harmonization: h,
+            root,
+            state,
+            log: &mut log,
+            clock: &crate::bots::SystemClock,
+        };
         bot.write(events, &mut ctx).unwrap();
         log
     }

@@ -135,7 +135,8 @@ fn ensure_dir(path: &Path, key: &str) -> Result<(), BotError> {
     if path.is_dir() {
         return Ok(());
     }
-    fs::create_dir_all(path).map_err(|e| BotError::Fatal(format!("cannot create `{key}` directory {}: {e}", path.display())))?;
+    fs::create_dir_all(path)
+        .map_err(|e| BotError::Fatal(format!("cannot create `{key}` directory {}: {e}", path.display())))?;
     if !path.is_dir() {
         return Err(BotError::Fatal(format!("`{key}` {} is not a directory", path.display())));
     }
@@ -154,7 +155,9 @@ impl FilesOutputBot {
             let name = format!("{}.{}.{}{}", self.host, id, seq, self.params.suffix);
             let final_path = dir.join(&name);
             let tmp_path = if same_dir { tmp.join(format!(".{name}.tmp")) } else { tmp.join(&name) };
-            let io = |what: &str, p: &Path, e: std::io::Error| BotError::Transient(format!("cannot {what} {}: {e}", p.display()));
+            let io = |what: &str, p: &Path, e: std::io::Error| {
+                BotError::Transient(format!("cannot {what} {}: {e}", p.display()))
+            };
             let mut f = fs::File::create(&tmp_path).map_err(|e| io("create", &tmp_path, e))?;
             f.write_all(data).map_err(|e| io("write", &tmp_path, e))?;
             f.flush().map_err(|e| io("write", &tmp_path, e))?;
@@ -184,7 +187,9 @@ impl OutputBot for FilesOutputBot {
         let (dir, tmp) = self.dirs(ctx);
         ensure_dir(&tmp, "tmp")?;
         ensure_dir(&dir, "dir")?;
-        let dev = |p: &Path| fs::metadata(p).map(|m| m.dev()).map_err(|e| BotError::Fatal(format!("cannot stat {}: {e}", p.display())));
+        let dev = |p: &Path| {
+            fs::metadata(p).map(|m| m.dev()).map_err(|e| BotError::Fatal(format!("cannot stat {}: {e}", p.display())))
+        };
         if dev(&tmp)? != dev(&dir)? {
             return Err(BotError::Fatal("tmp and dir must reside on the same filesystem".to_string()));
         }
@@ -227,7 +232,8 @@ mod tests {
     use crate::bots::{MemoryLog, MemoryState};
 
     fn contents(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(dir).unwrap().map(|e| fs::read_to_string(e.unwrap().path()).unwrap()).collect();
+        let mut v: Vec<String> =
+            fs::read_dir(dir).unwrap().map(|e| fs::read_to_string(e.unwrap().path()).unwrap()).collect();
         v.sort();
         v
     }
@@ -236,20 +242,27 @@ mod tests {
     fn one_file_per_event_and_a_lost_step_is_not_written_twice() {
         let root = tempfile::tempdir().unwrap();
         let h = harmonization();
-        let mut bot = FilesOutputBot::build(serde_json::from_value(json!({"dir": "in", "tmp": "tmp"})).unwrap()).unwrap();
+        let mut bot =
+            FilesOutputBot::build(serde_json::from_value(json!({"dir": "in", "tmp": "tmp"})).unwrap()).unwrap();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
-        let events = [event(&h, json!({"source.ip": "192.0.2.1", "raw": "YQ=="})), event(&h, json!({"source.ip": "192.0.2.2"}))];
+        let events =
+            [event(&h, json!({"source.ip": "192.0.2.1", "raw": "YQ=="})), event(&h, json!({"source.ip": "192.0.2.2"}))];
         {
             let mut ctx = Context::new("files-output", &h, root.path(), &mut state, &mut log);
             bot.start(&mut ctx).unwrap();
-            let mut lost = MemoryState { entries: ctx.state.get(SEQ_KEY).map(|v| vec![(SEQ_KEY.to_vec(), v)]).into_iter().flatten().collect() };
+            let mut lost = MemoryState {
+                entries: ctx.state.get(SEQ_KEY).map(|v| vec![(SEQ_KEY.to_vec(), v)]).into_iter().flatten().collect(),
+            };
             let mut lctx = Context::new("files-output", &h, root.path(), &mut lost, ctx.log);
             bot.write(&events, &mut lctx).unwrap();
         }
         // The step never committed: the same events come again with the old state.
         let mut ctx = Context::new("files-output", &h, root.path(), &mut state, &mut log);
         bot.write(&events, &mut ctx).unwrap();
-        assert_eq!(contents(&root.path().join("in")), vec!["{\"source.ip\": \"192.0.2.1\"}", "{\"source.ip\": \"192.0.2.2\"}"]);
+        assert_eq!(
+            contents(&root.path().join("in")),
+            vec!["{\"source.ip\": \"192.0.2.1\"}", "{\"source.ip\": \"192.0.2.2\"}"]
+        );
         assert!(contents(&root.path().join("tmp")).is_empty());
         // New events get new names even when the counter is reset.
         let mut fresh = MemoryState::default();
@@ -262,7 +275,10 @@ mod tests {
     fn same_dir_and_tmp_and_single_key() {
         let root = tempfile::tempdir().unwrap();
         let h = harmonization();
-        let mut bot = FilesOutputBot::build(serde_json::from_value(json!({"dir": "d", "tmp": "d", "single_key": "output", "suffix": ""})).unwrap()).unwrap();
+        let mut bot = FilesOutputBot::build(
+            serde_json::from_value(json!({"dir": "d", "tmp": "d", "single_key": "output", "suffix": ""})).unwrap(),
+        )
+        .unwrap();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
         let mut ctx = Context::new("f", &h, root.path(), &mut state, &mut log);
         bot.start(&mut ctx).unwrap();

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bots::experts::asn_lookup::lenient;
 use crate::bots::outputs::amqptopic::shared::{
-    de_opt_string, de_single_key, export_event, ser_single_key, Delivered, EventTemplate, ExportFlags,
+    de_opt_string, de_single_key, export_event, ser_single_key, Delivered, EventTemplate, ExportFlags, Worker,
 };
 use crate::bots::registry::BuildBot;
 use crate::bots::{BotError, Context, Level, OutputBot, ParamError};
@@ -98,7 +98,9 @@ pub struct MqttOutputBot {
     topic: EventTemplate,
     flags: ExportFlags,
     timeout: Duration,
-    session: Option<(Client, Connection)>,
+    /// The MQTT session, on a thread of its own (rumqttc's client blocks on a tokio runtime, which
+    /// the node's threads cannot).
+    worker: Option<Worker<Option<(Client, Connection)>>>,
     delivered: Delivered,
 }
 
@@ -127,7 +129,7 @@ impl BuildBot for MqttOutputBot {
             jsondict_as_string: false,
         };
         let timeout = Duration::from_secs_f64(params.timeout.max(0.1));
-        Ok(MqttOutputBot { params, qos, topic, flags, timeout, session: None, delivered: Delivered::default() })
+        Ok(MqttOutputBot { params, qos, topic, flags, timeout, worker: None, delivered: Delivered::default() })
     }
 }
 
@@ -225,56 +227,92 @@ impl MqttOutputBot {
     }
 }
 
+/// Publishes on the kept session (or a new one) and waits for the acknowledgements; a kept
+/// session that fails before any acknowledgement is replaced once (the broker may have closed it
+/// meanwhile). Runs on the worker thread. Returns the acknowledged indices, whether a new session
+/// was opened, and the failure.
+fn publish_round(
+    session: &mut Option<(Client, Connection)>,
+    options: MqttOptions,
+    messages: &[(String, Vec<u8>)],
+    qos: QoS,
+    retain: bool,
+    timeout: Duration,
+) -> (Vec<usize>, bool, Result<(), String>) {
+    let mut opened = false;
+    for attempt in 0..2 {
+        let reused = session.is_some();
+        let (client, mut connection) = match session.take() {
+            Some(s) => s,
+            None => {
+                opened = true;
+                Client::new(options.clone(), 64)
+            }
+        };
+        let mut acked = Vec::new();
+        let result = MqttOutputBot::publish(&client, &mut connection, messages, qos, retain, timeout, &mut acked);
+        match result {
+            Ok(()) => {
+                *session = Some((client, connection));
+                return (acked, opened, Ok(()));
+            }
+            Err(_) if reused && attempt == 0 && acked.is_empty() => continue,
+            Err(why) => return (acked, opened, Err(why)),
+        }
+    }
+    (Vec::new(), opened, Err("cannot publish".to_string()))
+}
+
 impl OutputBot for MqttOutputBot {
     fn write(&mut self, events: &[Message], ctx: &mut Context<'_>) -> Result<(), BotError> {
-        let mut pending: Vec<(&Message, String, Vec<u8>)> = Vec::with_capacity(events.len());
-        for event in events {
+        let pending = self.delivered.pending(events);
+        let mut indices = Vec::with_capacity(events.len());
+        let mut messages: Vec<(String, Vec<u8>)> = Vec::with_capacity(events.len());
+        for (i, event) in events.iter().enumerate() {
             let topic = self.topic.render(event).map_err(|e| BotError::Invalid(format!("topic: {e}")))?;
-            pending.push((event, topic, export_event(event, &self.flags)?.into_bytes()));
+            let body = export_event(event, &self.flags)?.into_bytes();
+            if pending[i] {
+                indices.push(i);
+                messages.push((topic, body));
+            }
         }
-        pending.retain(|(event, _, _)| !self.delivered.take(event));
-        if pending.is_empty() {
-            self.delivered.clear();
+        if messages.is_empty() {
+            self.delivered.acknowledged(events);
             return Ok(());
         }
-        let messages: Vec<(String, Vec<u8>)> = pending.iter().map(|(_, t, b)| (t.clone(), b.clone())).collect();
-        // A session kept since the last write may have been closed by the broker meanwhile: on a
-        // failure of a reused session, try once more on a fresh one.
-        for attempt in 0..2 {
-            let reused = self.session.is_some();
-            let (client, mut connection) = match self.session.take() {
-                Some(session) => session,
-                None => Client::new(self.options(ctx.bot_id), 64),
-            };
-            let mut acked = Vec::new();
-            let result = Self::publish(
-                &client,
-                &mut connection,
-                &messages,
-                self.qos,
-                self.params.retain,
-                self.timeout,
-                &mut acked,
-            );
-            for index in &acked {
-                self.delivered.record(pending[*index].0);
+        if self.worker.is_none() {
+            let worker = Worker::start(&format!("mqtt-{}", ctx.bot_id), None).map_err(BotError::Fatal)?;
+            self.worker = Some(worker);
+        }
+        let Some(worker) = &self.worker else {
+            return Err(BotError::Fatal("the broker thread is not running".to_string()));
+        };
+        let options = self.options(ctx.bot_id);
+        let (qos, retain, timeout) = (self.qos, self.params.retain, self.timeout);
+        let outcome = worker.call(move |session| publish_round(session, options, &messages, qos, retain, timeout));
+        let (acked, opened, result) = match outcome {
+            Ok(outcome) => outcome,
+            Err(why) => {
+                self.worker = None;
+                (Vec::new(), false, Err(why))
             }
-            match result {
-                Ok(()) => {
-                    self.session = Some((client, connection));
-                    self.delivered.clear();
-                    return Ok(());
+        };
+        for i in acked {
+            self.delivered.record(&events[indices[i]]);
+        }
+        match result {
+            Ok(()) => {
+                if opened {
+                    ctx.log.log(Level::Info, &format!("Connected to {}.", self.target()));
                 }
-                Err(why) if reused && attempt == 0 && acked.is_empty() => {
-                    ctx.log.log(Level::Info, &format!("Reconnecting to {}: {why}.", self.target()));
-                }
-                Err(why) => {
-                    ctx.log.log(Level::Error, &format!("Publishing to {} failed: {why}.", self.target()));
-                    return Err(BotError::Unavailable(format!("broker {}: {why}", self.target())));
-                }
+                self.delivered.acknowledged(events);
+                Ok(())
+            }
+            Err(why) => {
+                ctx.log.log(Level::Error, &format!("Publishing to {} failed: {why}.", self.target()));
+                Err(BotError::Unavailable(format!("broker {}: {why}", self.target())))
             }
         }
-        Err(BotError::Unavailable(format!("broker {}: cannot publish", self.target())))
     }
 }
 
@@ -314,7 +352,9 @@ mod tests {
             log: &mut log,
             clock: &crate::bots::SystemClock,
         };
-        bot.write(events, &mut ctx)
+        // Inside a tokio runtime, as on the node's actix threads.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async { bot.write(events, &mut ctx) })
     }
 
     /// A subscriber on the test side (rumqttc), subscribed before the bot publishes.

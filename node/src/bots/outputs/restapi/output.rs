@@ -87,7 +87,8 @@ impl BuildBot for RestapiOutputBot {
     type Params = RestapiOutputParams;
 
     fn build(params: RestapiOutputParams) -> Result<Self, ParamError> {
-        let host = params.host.clone().filter(|h| !h.is_empty()).ok_or_else(|| ParamError::new("host", "no URL given"))?;
+        let host =
+            params.host.clone().filter(|h| !h.is_empty()).ok_or_else(|| ParamError::new("host", "no URL given"))?;
         url::Url::parse(&host).map_err(|e| ParamError::new("host", format!("`{host}` is not a URL: {e}")))?;
         if params.batch && !params.use_json {
             return Err(ParamError::new("batch", "a batch is sent as a JSON array and needs use_json"));
@@ -121,7 +122,13 @@ impl BuildBot for RestapiOutputBot {
             .max_redirects(0)
             .tls_config(tls)
             .build();
-        Ok(RestapiOutputBot { params, host, headers, agent: ureq::Agent::new_with_config(config), delivered: Delivered::default() })
+        Ok(RestapiOutputBot {
+            params,
+            host,
+            headers,
+            agent: ureq::Agent::new_with_config(config),
+            delivered: Delivered::default(),
+        })
     }
 }
 
@@ -265,15 +272,23 @@ mod tests {
         write(&mut bot, &[event(&h, json!({"source.ip": "10.0.0.1"}))]).unwrap();
         let (headers, body) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
         assert_eq!(body, "{\"source\": {\"ip\": \"10.0.0.1\"}}");
-        assert!(headers.iter().any(|l| l == "Authorization: Basic dXNlcm5hbWU6cGFzc3dvcmQ=" || l == "authorization: Basic dXNlcm5hbWU6cGFzc3dvcmQ="), "{headers:?}");
-        assert!(headers.iter().any(|l| l.eq_ignore_ascii_case("content-type: application/json; charset=utf-8")), "{headers:?}");
+        assert!(
+            headers.iter().any(|l| l == "Authorization: Basic dXNlcm5hbWU6cGFzc3dvcmQ="
+                || l == "authorization: Basic dXNlcm5hbWU6cGFzc3dvcmQ="),
+            "{headers:?}"
+        );
+        assert!(
+            headers.iter().any(|l| l.eq_ignore_ascii_case("content-type: application/json; charset=utf-8")),
+            "{headers:?}"
+        );
     }
 
     #[test]
     fn server_errors_are_unavailable_client_errors_invalid_and_accepted_events_are_not_posted_again() {
         let (url, rx) = server(vec![200, 503, 200, 400]);
         let h = harmonization();
-        let mut bot = bot(json!({"host": url, "auth_type": "http_header", "auth_token_name": "X-Key", "auth_token": "k"}));
+        let mut bot =
+            bot(json!({"host": url, "auth_type": "http_header", "auth_token_name": "X-Key", "auth_token": "k"}));
         let events = [event(&h, json!({"source.ip": "192.0.2.1"})), event(&h, json!({"source.ip": "192.0.2.2"}))];
         assert!(matches!(write(&mut bot, &events), Err(BotError::Unavailable(_))));
         // The retry posts only the second event.

@@ -211,7 +211,8 @@ mod tests {
 
     #[test]
     fn header_matches_intelmqs_layout() {
-        let bot = RpzFileOutputBot::build(RpzFileOutputParams { cname: "cert.aa.".into(), ..Default::default() }).unwrap();
+        let bot =
+            RpzFileOutputBot::build(RpzFileOutputParams { cname: "cert.aa.".into(), ..Default::default() }).unwrap();
         let now = chrono::Utc.with_ymd_and_hms(2026, 11, 28, 6, 9, 20).unwrap();
         assert_eq!(
             bot.header(now),
@@ -225,10 +226,19 @@ mod tests {
         let h = harmonization();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
         let mut ctx = Context::new("r", &h, root.path(), &mut state, &mut log);
-        let params = RpzFileOutputParams { file: "rpz".into(), cname: "c.".into(), test_domain: "t.example".into(), ..Default::default() };
+        let params = RpzFileOutputParams {
+            file: "rpz".into(),
+            cname: "c.".into(),
+            test_domain: "t.example".into(),
+            ..Default::default()
+        };
         let mut bot = RpzFileOutputBot::build(params.clone()).unwrap();
         bot.start(&mut ctx).unwrap();
-        bot.write(&[event(&h, json!({"source.fqdn": "www.example.com"})), event(&h, json!({"source.ip": "192.0.2.1"}))], &mut ctx).unwrap();
+        bot.write(
+            &[event(&h, json!({"source.fqdn": "www.example.com"})), event(&h, json!({"source.ip": "192.0.2.1"}))],
+            &mut ctx,
+        )
+        .unwrap();
         RpzFileOutputBot::build(params).unwrap().start(&mut ctx).unwrap();
         let text = std::fs::read_to_string(root.path().join("rpz")).unwrap();
         assert_eq!(text.matches("$TTL").count(), 1);

@@ -94,7 +94,8 @@ impl Session {
     /// Connects, greets, and logs in when credentials are given.
     pub fn open(server: &SmtpServer, helo_name: &str, log: &mut dyn BotLog) -> Result<Session, SmtpError> {
         let name = format!("{}:{}", server.host, server.port);
-        let unavailable = |e: std::io::Error| SmtpError::Unavailable(format!("cannot connect to SMTP server {name}: {e}"));
+        let unavailable =
+            |e: std::io::Error| SmtpError::Unavailable(format!("cannot connect to SMTP server {name}: {e}"));
         let host = if server.host.is_empty() { "localhost" } else { server.host.as_str() };
         let mut last = None;
         let mut stream = None;
@@ -107,21 +108,32 @@ impl Session {
                 Err(e) => last = Some(e),
             }
         }
-        let stream = stream
-            .ok_or_else(|| unavailable(last.unwrap_or_else(|| std::io::Error::other("the name resolves to no address"))))?;
+        let stream = stream.ok_or_else(|| {
+            unavailable(last.unwrap_or_else(|| std::io::Error::other("the name resolves to no address")))
+        })?;
         stream.set_read_timeout(Some(TIMEOUT)).map_err(unavailable)?;
         stream.set_write_timeout(Some(TIMEOUT)).map_err(unavailable)?;
         let writer = stream.try_clone().map_err(unavailable)?;
         let mut s = Session { reader: BufReader::new(stream), writer, server: name };
         let greeting = s.reply()?;
         if greeting.code != 220 {
-            return Err(SmtpError::Unavailable(format!("SMTP server {} greets with {} {}", s.server, greeting.code, greeting.text())));
+            return Err(SmtpError::Unavailable(format!(
+                "SMTP server {} greets with {} {}",
+                s.server,
+                greeting.code,
+                greeting.text()
+            )));
         }
         let mut ehlo = s.command(&format!("EHLO {helo_name}"))?;
         if ehlo.code != 250 {
             ehlo = s.command(&format!("HELO {helo_name}"))?;
             if ehlo.code != 250 {
-                return Err(SmtpError::Unavailable(format!("SMTP server {} refuses HELO: {} {}", s.server, ehlo.code, ehlo.text())));
+                return Err(SmtpError::Unavailable(format!(
+                    "SMTP server {} refuses HELO: {} {}",
+                    s.server,
+                    ehlo.code,
+                    ehlo.text()
+                )));
             }
         }
         let extensions: Vec<String> = ehlo.lines.iter().skip(1).map(|l| l.to_ascii_uppercase()).collect();
@@ -134,10 +146,9 @@ impl Session {
             }
             log.log(Level::Warning, &format!("SMTP server {} does not offer STARTTLS, sending without TLS.", s.server));
         }
-        if let (Some(user), Some(pass)) = (
-            server.username.as_deref().filter(|u| !u.is_empty()),
-            server.password.as_deref().filter(|p| !p.is_empty()),
-        ) {
+        if let (Some(user), Some(pass)) =
+            (server.username.as_deref().filter(|u| !u.is_empty()), server.password.as_deref().filter(|p| !p.is_empty()))
+        {
             s.login(&extensions, user, pass)?;
         }
         Ok(s)
@@ -352,7 +363,8 @@ pub(crate) mod tests {
                         data.push_str(&l);
                     }
                     w.write_all(b"250 queued\r\n").unwrap();
-                    tx.send(Received { from: from.clone(), to: std::mem::take(&mut to), data, auth: auth.clone() }).unwrap();
+                    tx.send(Received { from: from.clone(), to: std::mem::take(&mut to), data, auth: auth.clone() })
+                        .unwrap();
                 } else if upper == "QUIT" {
                     w.write_all(b"221 bye\r\n").unwrap();
                     return;
@@ -373,7 +385,11 @@ pub(crate) mod tests {
         let (port, rx) = smtp_server(&["AUTH PLAIN LOGIN", "8BITMIME"], 250);
         let mut log = MemoryLog::default();
         let mut s = Session::open(&server(port, false), "me", &mut log).unwrap();
-        let mail = Mail { from: "CERT <cert@example.com>".into(), to: vec!["a@example.com".into()], data: "Subject: x\n\n.hidden\nend\n".into() };
+        let mail = Mail {
+            from: "CERT <cert@example.com>".into(),
+            to: vec!["a@example.com".into()],
+            data: "Subject: x\n\n.hidden\nend\n".into(),
+        };
         s.send(&mail, &mut log).unwrap();
         s.quit();
         let got = rx.recv_timeout(Duration::from_secs(5)).unwrap();

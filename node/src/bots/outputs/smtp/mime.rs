@@ -92,11 +92,8 @@ pub fn inline_text(text: &str) -> Part {
     let mut normal = lines.join("\n");
     normal.push('\n');
     let short = lines.iter().all(|l| l.len() <= 78);
-    let (cte, body) = if normal.is_ascii() && short {
-        ("7bit", normal)
-    } else {
-        ("base64", base64_lines(normal.as_bytes()))
-    };
+    let (cte, body) =
+        if normal.is_ascii() && short { ("7bit", normal) } else { ("base64", base64_lines(normal.as_bytes())) };
     Part {
         headers: vec![
             h("Content-Type", "text/plain; charset=\"utf-8\""),
@@ -218,10 +215,16 @@ mod tests {
 
     #[test]
     fn multipart_puts_the_boundary_between_parts() {
-        let text = multipart(&[("Subject".into(), "S".into()), ("Content-Type".into(), String::new())], &[mime_text("x", "plain")]);
+        let text = multipart(
+            &[("Subject".into(), "S".into()), ("Content-Type".into(), String::new())],
+            &[mime_text("x", "plain")],
+        );
         let boundary = text.split("boundary=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
         assert!(boundary.starts_with("===============") && boundary.len() == 36, "{boundary}");
         assert!(text.starts_with("Subject: S\nContent-Type: multipart/mixed; boundary="));
-        assert!(text.ends_with(&format!("\n\nx\n--{boundary}--\n")) || text.contains(&format!("7bit\n\nx\n--{boundary}--\n")));
+        assert!(
+            text.ends_with(&format!("\n\nx\n--{boundary}--\n"))
+                || text.contains(&format!("7bit\n\nx\n--{boundary}--\n"))
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! The `intelmq.bots.outputs.smtp` module.
 
-pub mod output;
 pub mod client;
 pub mod mime;
+pub mod output;

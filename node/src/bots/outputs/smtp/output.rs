@@ -166,7 +166,11 @@ impl SmtpOutputBot {
             ("From".to_string(), self.from.render(event)),
             ("To".to_string(), to.clone()),
         ];
-        Ok(Mail { from: self.mail_from.clone(), to: to.split(',').map(str::to_string).collect(), data: mime::multipart(&top, &parts) })
+        Ok(Mail {
+            from: self.mail_from.clone(),
+            to: to.split(',').map(str::to_string).collect(),
+            data: mime::multipart(&top, &parts),
+        })
     }
 }
 
@@ -213,7 +217,10 @@ mod tests {
         let mut bot = bot(json!({"fieldnames": "source.ip,time.source,source.url", "smtp_host": "127.0.0.1",
             "smtp_port": port, "text": "foobar {ev[source.ip]}", "subject": "type: {ev[classification.type]}",
             "mail_from": "myself", "mail_to": "{ev[source.abuse_contact]}", "starttls": false}));
-        let ev = event(&h, json!({"source.ip": "127.0.0.1", "source.url": "http://example.com/;x", "source.abuse_contact": "one@example.com,two@example.com"}));
+        let ev = event(
+            &h,
+            json!({"source.ip": "127.0.0.1", "source.url": "http://example.com/;x", "source.abuse_contact": "one@example.com,two@example.com"}),
+        );
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
         let mut ctx = Context::new("s", &h, std::path::Path::new("/"), &mut state, &mut log);
         bot.write(&[ev], &mut ctx).unwrap();

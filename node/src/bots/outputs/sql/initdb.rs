@@ -206,6 +206,31 @@ pub fn generate(harmonization: &Harmonization, opts: &InitdbOptions) -> Result<S
         .join("\n"))
 }
 
+/// `intelmq-node initdb`: generates the DDL from `harmonization_file` (default: the shipped
+/// harmonization) and writes it to `output`, or to stdout without one. Unlike IntelMQ, an existing
+/// output file is replaced (IntelMQ then writes a temporary file instead).
+pub fn run(
+    opts: &InitdbOptions,
+    harmonization_file: Option<&std::path::Path>,
+    output: Option<&std::path::Path>,
+) -> Result<(), String> {
+    let harmonization = match harmonization_file {
+        Some(path) => Harmonization::load(path).map_err(|e| e.to_string())?,
+        None => Harmonization::builtin(),
+    };
+    let mut sql = generate(&harmonization, opts).map_err(|e| e.to_string())?;
+    if !sql.ends_with('\n') {
+        sql.push('\n');
+    }
+    match output {
+        Some(path) => std::fs::write(path, sql).map_err(|e| format!("cannot write {}: {e}", path.display())),
+        None => {
+            use std::io::Write as _;
+            std::io::stdout().write_all(sql.as_bytes()).map_err(|e| format!("cannot write to stdout: {e}"))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,7 +37,7 @@ use serde_json::Value;
 use text_param::TextParam;
 
 use crate::bots::experts::asn_lookup::lenient;
-use crate::bots::outputs::amqptopic::shared::{de_name_list, de_opt_string, de_string};
+use crate::bots::outputs::amqptopic::shared::{de_name_list, de_opt_string, de_string, Worker};
 use crate::bots::registry::BuildBot;
 use crate::bots::{BotError, Context, Level, OutputBot, ParamError};
 use crate::message::{ExportOptions, Message};
@@ -252,12 +252,76 @@ fn classify(e: &postgres::Error) -> Failure {
     }
 }
 
-/// Inserts events into a PostgreSQL table.
+/// The connection, owned by the bot's worker thread.
+struct SqlConnection {
+    config: postgres::Config,
+    client: Option<postgres::Client>,
+}
+
+/// Why an insert failed: how to handle it, and the error text.
+type InsertError = (Failure, String);
+
+impl SqlConnection {
+    /// Inserts the rows in one transaction (connecting first if needed); `Ok(true)` when it
+    /// connected for this.
+    fn insert(&mut self, table: &str, columns: &[String], rows: &[Row]) -> Result<bool, InsertError> {
+        if self.client.as_ref().is_some_and(postgres::Client::is_closed) {
+            self.client = None;
+        }
+        let connected = self.client.is_none();
+        if connected {
+            let client = self
+                .config
+                .connect(postgres::NoTls)
+                .map_err(|e| (Failure::Connection, format!("cannot connect: {e}")))?;
+            self.client = Some(client);
+        }
+        let result = match self.client.as_mut() {
+            Some(client) => Self::transaction(client, table, columns, rows),
+            None => return Err((Failure::Connection, "not connected".to_string())),
+        };
+        match result {
+            Ok(()) => Ok(connected),
+            Err(e) => {
+                let failure = classify(&e);
+                if failure == Failure::Connection {
+                    self.client = None;
+                }
+                Err((failure, e.to_string()))
+            }
+        }
+    }
+
+    fn transaction(
+        client: &mut postgres::Client,
+        table: &str,
+        columns: &[String],
+        rows: &[Row],
+    ) -> Result<(), postgres::Error> {
+        let mut tx = client.transaction()?;
+        if columns.is_empty() {
+            for _ in rows {
+                tx.execute(&format!("INSERT INTO {table} DEFAULT VALUES"), &[])?;
+            }
+        } else {
+            let per_statement = (MAX_PARAMS / columns.len()).max(1);
+            for chunk in rows.chunks(per_statement) {
+                let (sql, params) = insert_statement(table, columns, chunk);
+                let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+                tx.execute(sql.as_str(), &refs)?;
+            }
+        }
+        tx.commit()
+    }
+}
+
+/// Inserts events into a PostgreSQL table. The connection lives on a worker thread of the bot
+/// (the synchronous client blocks on a tokio runtime of its own, which the node's threads cannot).
 pub struct SqlOutputBot {
     params: SqlOutputParams,
     config: postgres::Config,
     target: String,
-    client: Option<postgres::Client>,
+    worker: Option<Worker<SqlConnection>>,
 }
 
 impl BuildBot for SqlOutputBot {
@@ -318,64 +382,7 @@ impl BuildBot for SqlOutputBot {
             config.connect_timeout(Duration::from_secs_f64(params.connect_timeout));
         }
         let target = format!("{}@{}:{}/{}", params.user, params.host, port, params.database);
-        Ok(SqlOutputBot { params, config, target, client: None })
-    }
-}
-
-impl SqlOutputBot {
-    /// The error for a failed connection: forget the connection, wait `reconnect_delay`.
-    fn connection_error(&mut self, what: &str, e: &postgres::Error, ctx: &mut Context<'_>) -> BotError {
-        ctx.log.log(Level::Error, &format!("Database connection problem, connecting again: {e}."));
-        self.client = None;
-        if self.params.reconnect_delay > 0.0 {
-            std::thread::sleep(Duration::from_secs_f64(self.params.reconnect_delay));
-        }
-        let text = format!("database {}: {what}: {e}", self.target);
-        if self.params.fail_on_errors {
-            BotError::Transient(text)
-        } else {
-            BotError::Unavailable(text)
-        }
-    }
-
-    fn connect(&mut self, ctx: &mut Context<'_>) -> Result<(), BotError> {
-        if self.client.as_ref().is_some_and(postgres::Client::is_closed) {
-            self.client = None;
-        }
-        if self.client.is_some() {
-            return Ok(());
-        }
-        match self.config.connect(postgres::NoTls) {
-            Ok(client) => {
-                ctx.log.log(Level::Info, "Connected to database.");
-                self.client = Some(client);
-                Ok(())
-            }
-            Err(e) => Err(self.connection_error("cannot connect", &e, ctx)),
-        }
-    }
-
-    /// Inserts the rows in one transaction; `Err` carries the failure and its error.
-    fn insert(&mut self, columns: &[String], rows: &[Row]) -> Result<(), postgres::Error> {
-        let Some(client) = self.client.as_mut() else {
-            // Invariant: `connect` succeeded just before.
-            return Ok(());
-        };
-        let table = &self.params.table;
-        let mut tx = client.transaction()?;
-        if columns.is_empty() {
-            for _ in rows {
-                tx.execute(&format!("INSERT INTO {table} DEFAULT VALUES"), &[])?;
-            }
-        } else {
-            let per_statement = (MAX_PARAMS / columns.len()).max(1);
-            for chunk in rows.chunks(per_statement) {
-                let (sql, params) = insert_statement(table, columns, chunk);
-                let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-                tx.execute(sql.as_str(), &refs)?;
-            }
-        }
-        tx.commit()
+        Ok(SqlOutputBot { params, config, target, worker: None })
     }
 }
 
@@ -387,23 +394,48 @@ impl OutputBot for SqlOutputBot {
         let opts = ExportOptions { jsondict_as_string: self.params.jsondict_as_string, ..ExportOptions::default() };
         let dicts: Vec<Value> = events.iter().map(|e| e.to_dict(opts)).collect();
         let (columns, rows) = build_rows(&dicts, self.params.fields.as_deref());
-        self.connect(ctx)?;
-        match self.insert(&columns, &rows) {
-            Ok(()) => {
-                ctx.log.log(Level::Debug, &format!("Inserted {} events into {}.", rows.len(), self.params.table));
+        if self.worker.is_none() {
+            let connection = SqlConnection { config: self.config.clone(), client: None };
+            let worker = Worker::start(&format!("sql-{}", ctx.bot_id), connection).map_err(BotError::Fatal)?;
+            self.worker = Some(worker);
+        }
+        let Some(worker) = &self.worker else {
+            return Err(BotError::Fatal("the database thread is not running".to_string()));
+        };
+        let table = self.params.table.clone();
+        let n = rows.len();
+        let result = worker.call(move |conn| conn.insert(&table, &columns, &rows));
+        let result = match result {
+            Ok(result) => result,
+            Err(why) => {
+                self.worker = None;
+                Err((Failure::Connection, why))
+            }
+        };
+        match result {
+            Ok(connected) => {
+                if connected {
+                    ctx.log.log(Level::Info, "Connected to database.");
+                }
+                ctx.log.log(Level::Debug, &format!("Inserted {n} events into {}.", self.params.table));
                 Ok(())
             }
-            Err(e) => match classify(&e) {
-                Failure::Connection => Err(self.connection_error("insert failed", &e, ctx)),
-                Failure::Data => Err(BotError::Invalid(format!(
-                    "database {} refused the data for table {}: {e}",
-                    self.target, self.params.table
-                ))),
-                Failure::Sql => Err(BotError::Transient(format!(
-                    "database {}: insert into table {} failed: {e}",
-                    self.target, self.params.table
-                ))),
-            },
+            Err((Failure::Connection, e)) => {
+                ctx.log.log(Level::Error, &format!("Database connection problem, connecting again: {e}."));
+                if self.params.reconnect_delay > 0.0 {
+                    std::thread::sleep(Duration::from_secs_f64(self.params.reconnect_delay));
+                }
+                let text = format!("database {}: {e}", self.target);
+                Err(if self.params.fail_on_errors { BotError::Transient(text) } else { BotError::Unavailable(text) })
+            }
+            Err((Failure::Data, e)) => Err(BotError::Invalid(format!(
+                "database {} refused the data for table {}: {e}",
+                self.target, self.params.table
+            ))),
+            Err((Failure::Sql, e)) => Err(BotError::Transient(format!(
+                "database {}: insert into table {} failed: {e}",
+                self.target, self.params.table
+            ))),
         }
     }
 }
@@ -491,7 +523,9 @@ mod tests {
             log: &mut log,
             clock: &crate::bots::SystemClock,
         };
-        bot.write(events, &mut ctx)
+        // Inside a tokio runtime, as on the node's actix threads.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async { bot.write(events, &mut ctx) })
     }
 
     #[test]
@@ -552,7 +586,7 @@ mod tests {
         let mut c = admin(&db.name);
         let rows = c
             .query(
-                "SELECT format('%s', \"source.ip\"), \"source.port\", \"time.source\" = '2020-01-02T03:04:05Z'::timestamptz,
+                "SELECT host(\"source.ip\"), \"source.port\", \"time.source\" = '2020-01-02T03:04:05Z'::timestamptz,
                  \"extra\"::text, \"feed.accuracy\", \"raw\", \"source.fqdn\", \"classification.type\" FROM events ORDER BY id",
                 &[],
             )

@@ -51,7 +51,13 @@ pub struct TcpOutputParams {
 
 impl Default for TcpOutputParams {
     fn default() -> Self {
-        TcpOutputParams { ip: None, port: None, separator: None, hierarchical_output: false, counterpart_is_intelmq: true }
+        TcpOutputParams {
+            ip: None,
+            port: None,
+            separator: None,
+            hierarchical_output: false,
+            counterpart_is_intelmq: true,
+        }
     }
 }
 
@@ -68,7 +74,8 @@ impl BuildBot for TcpOutputBot {
     type Params = TcpOutputParams;
 
     fn build(params: TcpOutputParams) -> Result<Self, ParamError> {
-        let ip = params.ip.clone().filter(|s| !s.is_empty()).ok_or_else(|| ParamError::new("ip", "no address given"))?;
+        let ip =
+            params.ip.clone().filter(|s| !s.is_empty()).ok_or_else(|| ParamError::new("ip", "no address given"))?;
         let port = params.port.ok_or_else(|| ParamError::new("port", "no port given"))?;
         if params.separator.as_deref() == Some("") {
             return Err(ParamError::new("separator", "an empty separator cannot frame messages"));
@@ -107,7 +114,8 @@ impl TcpOutputBot {
 
     /// The bytes of one message on the wire.
     fn frame(&self, event: &Message) -> Vec<u8> {
-        let data = event.to_export_json(ExportOptions { hierarchical: self.params.hierarchical_output, ..Default::default() });
+        let data =
+            event.to_export_json(ExportOptions { hierarchical: self.params.hierarchical_output, ..Default::default() });
         let data = data.into_bytes();
         match &self.params.separator {
             Some(sep) => [data.as_slice(), sep.as_bytes()].concat(),
@@ -135,10 +143,7 @@ impl TcpOutputBot {
             let mut answer = [0u8; 2];
             con.read_exact(&mut answer).map_err(|e| (i, format!("no answer from {addr}: {e}")))?;
             if &answer != b"Ok" {
-                return Err((
-                    i,
-                    format!("{addr} answered {:?} instead of \"Ok\"", String::from_utf8_lossy(&answer)),
-                ));
+                return Err((i, format!("{addr} answered {:?} instead of \"Ok\"", String::from_utf8_lossy(&answer))));
             }
         }
         Ok(())
@@ -184,7 +189,14 @@ mod tests {
         let h = harmonization();
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
         let root = std::path::Path::new("/");
-        let mut ctx = Context { bot_id: "tcp-output", harmonization: &h, root, state: &mut state, log: &mut log, clock: &crate::bots::SystemClock };
+        let mut ctx = Context {
+            bot_id: "tcp-output",
+            harmonization: &h,
+            root,
+            state: &mut state,
+            log: &mut log,
+            clock: &crate::bots::SystemClock,
+        };
         bot.write(events, &mut ctx)
     }
 
@@ -275,7 +287,10 @@ mod tests {
     #[test]
     fn defaults_are_intelmqs_and_address_is_required() {
         let d = serde_json::to_value(TcpOutputParams::default()).unwrap();
-        assert_eq!(d, json!({"ip": null, "port": null, "separator": null, "hierarchical_output": false, "counterpart_is_intelmq": true}));
+        assert_eq!(
+            d,
+            json!({"ip": null, "port": null, "separator": null, "hierarchical_output": false, "counterpart_is_intelmq": true})
+        );
         assert_eq!(TcpOutputBot::build(TcpOutputParams::default()).err().unwrap().key, "ip");
     }
 }

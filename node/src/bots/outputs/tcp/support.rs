@@ -248,7 +248,9 @@ impl EvTemplate {
                         .strip_prefix("ev[")
                         .and_then(|k| k.strip_suffix(']'))
                         .filter(|k| !k.is_empty() && !k.contains(['[', ']']))
-                        .ok_or_else(|| format!("field `{{{field}}}` of template `{template}` is not `{{ev[<field>]}}`"))?;
+                        .ok_or_else(|| {
+                            format!("field `{{{field}}}` of template `{template}` is not `{{ev[<field>]}}`")
+                        })?;
                     if !text.is_empty() {
                         pieces.push(Piece::Text(std::mem::take(&mut text)));
                     }

@@ -123,10 +123,13 @@ fn python_method(
                 "keys" => Ok(V::from(keys)),
                 "values" => Ok(V::from(keys.iter().map(|k| value.get_item(k)).collect::<Result<Vec<_>, _>>()?)),
                 "items" => Ok(V::from(
-                    keys.into_iter().map(|k| value.get_item(&k).map(|v| V::from(vec![k, v]))).collect::<Result<Vec<_>, _>>()?,
+                    keys.into_iter()
+                        .map(|k| value.get_item(&k).map(|v| V::from(vec![k, v])))
+                        .collect::<Result<Vec<_>, _>>()?,
                 )),
                 "get" => {
-                    let key = args.first().ok_or_else(|| Error::new(ErrorKind::MissingArgument, "get() needs a key"))?;
+                    let key =
+                        args.first().ok_or_else(|| Error::new(ErrorKind::MissingArgument, "get() needs a key"))?;
                     let found = value.get_item(key)?;
                     Ok(if found.is_undefined() { args.get(1).cloned().unwrap_or(V::from(())) } else { found })
                 }
@@ -172,8 +175,16 @@ impl BuildBot for TemplatedSmtpOutputBot {
         if params.ssl {
             return Err(ParamError::new("ssl", "SMTPS needs TLS, which is not available in this build"));
         }
-        let mail_from = params.mail_from.clone().filter(|s| !s.is_empty()).ok_or_else(|| ParamError::new("mail_from", "no sender specified"))?;
-        let mail_to = params.mail_to.clone().filter(|s| !s.is_empty()).ok_or_else(|| ParamError::new("mail_to", "no recipient specified"))?;
+        let mail_from = params
+            .mail_from
+            .clone()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ParamError::new("mail_from", "no sender specified"))?;
+        let mail_to = params
+            .mail_to
+            .clone()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ParamError::new("mail_to", "no recipient specified"))?;
         let user = params.username.clone().filter(|s| !s.is_empty());
         let pass = params.password.clone().filter(|s| !s.is_empty());
         match (&user, &pass) {
@@ -190,10 +201,14 @@ impl BuildBot for TemplatedSmtpOutputBot {
                 .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("from_json: {e}")))
         });
         env.add_function("joiner", |sep: Option<String>| {
-            minijinja::Value::from_object(Joiner { sep: sep.unwrap_or_else(|| ", ".to_string()), used: AtomicBool::new(false) })
+            minijinja::Value::from_object(Joiner {
+                sep: sep.unwrap_or_else(|| ", ".to_string()),
+                used: AtomicBool::new(false),
+            })
         });
         let mut add = |name: String, key: &str, source: String| {
-            env.add_template_owned(name, source).map_err(|e| ParamError::new(key, format!("invalid jinja template: {e}")))
+            env.add_template_owned(name, source)
+                .map_err(|e| ParamError::new(key, format!("invalid jinja template: {e}")))
         };
         add("subject".into(), "subject", params.subject.clone())?;
         add("from".into(), "mail_from", mail_from)?;
@@ -217,7 +232,13 @@ impl BuildBot for TemplatedSmtpOutputBot {
         }
         Ok(TemplatedSmtpOutputBot {
             env,
-            server: SmtpServer { host: params.smtp_host, port: params.smtp_port, starttls: params.starttls, username: user, password: pass },
+            server: SmtpServer {
+                host: params.smtp_host,
+                port: params.smtp_port,
+                starttls: params.starttls,
+                username: user,
+                password: pass,
+            },
             attachments,
             ignored,
             helo: hostname(),
@@ -243,7 +264,9 @@ impl TemplatedSmtpOutputBot {
         for i in 0..self.attachments {
             let content_type = self.render(&format!("att{i}.type"), event)?;
             if !content_type.contains('/') {
-                return Err(BotError::Invalid(format!("attachment content-type `{content_type}` is not `<maintype>/<subtype>`")));
+                return Err(BotError::Invalid(format!(
+                    "attachment content-type `{content_type}` is not `<maintype>/<subtype>`"
+                )));
             }
             let text = self.render(&format!("att{i}.text"), event)?;
             let name = self.render(&format!("att{i}.name"), event)?;
@@ -309,8 +332,17 @@ mod tests {
         let ev = event(&h, json!({"source.ip": "127.0.0.1", "malware.name": "m", "raw": "YQ=="}));
         let mail = bot.mail(&ev).unwrap();
         assert_eq!(mail.to, vec!["you", "yourself"]);
-        assert!(mail.data.starts_with("Subject: IntelMQ event\nFrom: me\nTo: you, yourself\nContent-Type: multipart/mixed;"), "{}", mail.data);
-        assert!(mail.data.contains("MIME-Version: 1.0\n\n\nsource.ip: 127.0.0.1\nmalware.name: m\n\n--"), "{}", mail.data);
+        assert!(
+            mail.data
+                .starts_with("Subject: IntelMQ event\nFrom: me\nTo: you, yourself\nContent-Type: multipart/mixed;"),
+            "{}",
+            mail.data
+        );
+        assert!(
+            mail.data.contains("MIME-Version: 1.0\n\n\nsource.ip: 127.0.0.1\nmalware.name: m\n\n--"),
+            "{}",
+            mail.data
+        );
     }
 
     #[test]
@@ -326,14 +358,19 @@ mod tests {
         assert!(mail.data.contains("\n\nT\n\n--"), "{}", mail.data);
         assert!(mail.data.contains("filename=\"r.json\""));
         assert!(mail.data.contains("c291cmNlLmlwLCBzb3VyY2UucG9ydA==\n"), "{}", mail.data); // "source.ip, source.port"
-        assert_eq!(bot.ignored, vec!["Attachment does not have a text, ignoring: {\"content-type\":\"text/plain\",\"name\":\"no text\"}."]);
+        assert_eq!(
+            bot.ignored,
+            vec!["Attachment does not have a text, ignoring: {\"content-type\":\"text/plain\",\"name\":\"no text\"}."]
+        );
     }
 
     #[test]
     fn sends_over_smtp() {
         let (port, rx) = smtp_server(&[], 250);
         let h = harmonization();
-        let mut bot = bot(json!({"mail_from": "me", "mail_to": "{{ event['source.abuse_contact'] }}", "smtp_host": "127.0.0.1", "smtp_port": port}));
+        let mut bot = bot(
+            json!({"mail_from": "me", "mail_to": "{{ event['source.abuse_contact'] }}", "smtp_host": "127.0.0.1", "smtp_port": port}),
+        );
         let (mut state, mut log) = (MemoryState::default(), MemoryLog::default());
         let mut ctx = Context::new("t", &h, std::path::Path::new("/"), &mut state, &mut log);
         bot.write(&[event(&h, json!({"source.abuse_contact": "a@example.com, b@example.com"}))], &mut ctx).unwrap();
@@ -345,7 +382,12 @@ mod tests {
     #[test]
     fn sender_and_recipient_are_required_and_credentials_go_together() {
         assert_eq!(TemplatedSmtpOutputBot::build(TemplatedSmtpOutputParams::default()).err().unwrap().key, "mail_from");
-        let p = TemplatedSmtpOutputParams { mail_from: Some("a".into()), mail_to: Some("b".into()), username: Some("u".into()), ..Default::default() };
+        let p = TemplatedSmtpOutputParams {
+            mail_from: Some("a".into()),
+            mail_to: Some("b".into()),
+            username: Some("u".into()),
+            ..Default::default()
+        };
         assert_eq!(TemplatedSmtpOutputBot::build(p).err().unwrap().key, "password");
     }
 }

@@ -193,7 +193,9 @@ mod tests {
         let mut json_bot = bot(json!({"format": "json", "udp_host": "127.0.0.1", "udp_port": port, "header": "H "}));
         json_bot.write(std::slice::from_ref(&ev), &mut ctx).unwrap();
         assert_eq!(receive(&far), "H {\"comment\": \"a\\tb\", \"source.ip\": \"192.0.2.1\", \"source.port\": 80}\n");
-        let mut delimited = bot(json!({"format": "Delimited", "udp_host": "127.0.0.1", "udp_port": port.to_string(), "header": "H", "keep_raw_field": true}));
+        let mut delimited = bot(
+            json!({"format": "Delimited", "udp_host": "127.0.0.1", "udp_port": port.to_string(), "header": "H", "keep_raw_field": true}),
+        );
         delimited.write(std::slice::from_ref(&ev), &mut ctx).unwrap();
         assert_eq!(receive(&far), "H|source.port:80|source.ip:192.0.2.1|raw:YQ==|comment:ab\n");
     }

@@ -492,8 +492,14 @@ mod tests {
         let mut state = MemoryState::default();
         let mut log = MemoryLog::default();
         let root = std::path::PathBuf::from("/");
-        let mut ctx =
-            Context { bot_id: "cap", harmonization: &harmonization, root: &root, state: &mut state, log: &mut log, clock: &crate::bots::SystemClock };
+        let mut ctx = Context {
+            bot_id: "cap",
+            harmonization: &harmonization,
+            root: &root,
+            state: &mut state,
+            log: &mut log,
+            clock: &crate::bots::SystemClock,
+        };
         run_parser(bot, &report, &ParserCommon::default(), &mut ctx).unwrap()
     }
 

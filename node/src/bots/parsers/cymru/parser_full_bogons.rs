@@ -108,8 +108,14 @@ mod tests {
         let mut state = MemoryState::default();
         let mut log = MemoryLog::default();
         let root = std::path::PathBuf::from("/");
-        let mut ctx =
-            Context { bot_id: "bogons", harmonization: &harmonization, root: &root, state: &mut state, log: &mut log, clock: &crate::bots::SystemClock };
+        let mut ctx = Context {
+            bot_id: "bogons",
+            harmonization: &harmonization,
+            root: &root,
+            state: &mut state,
+            log: &mut log,
+            clock: &crate::bots::SystemClock,
+        };
         run_parser(&mut CymruFullBogonsParserBot, &report, &ParserCommon::default(), &mut ctx)
     }
 

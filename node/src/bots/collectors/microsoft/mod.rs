@@ -1,0 +1,3 @@
+//! The `intelmq.bots.collectors.microsoft` module: Microsoft Interflow shared files.
+
+pub mod collector_interflow;

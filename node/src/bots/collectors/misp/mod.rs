@@ -1,0 +1,3 @@
+//! The `intelmq.bots.collectors.misp` module: tagged events of a MISP instance.
+
+pub mod collector;

@@ -1,0 +1,3 @@
+//! The `intelmq.bots.collectors.shadowserver` module: Shadowserver's reports API.
+
+pub mod collector_reports_api;

@@ -1,0 +1,3 @@
+//! The `intelmq.bots.collectors.stomp` module: a STOMP subscription (n6 and other brokers).
+
+pub mod collector;
