@@ -534,6 +534,17 @@ impl BotActor {
         Outcome::More
     }
 
+    /// The time between two collector runs: `rate_limit` as configured, else the module's own
+    /// default (e.g. 300 s for the file collector, 3600 s for HTTP). 0 means "again at once", as in
+    /// IntelMQ; a floor of 100 ms keeps an idle collector from spinning.
+    fn collect_interval(&self) -> Duration {
+        let configured = self.cfg.common.rate_limit.or_else(|| {
+            crate::bots::registry::find(&self.cfg.module)
+                .and_then(|e| (e.defaults)().get("rate_limit").and_then(serde_json::Value::as_f64))
+        });
+        Duration::from_secs_f64(configured.unwrap_or(300.0).max(0.1))
+    }
+
     /// One collector run.
     fn step_collect(&mut self) -> Result<Outcome, String> {
         if self.blocked() {
@@ -546,7 +557,7 @@ impl BotActor {
         let mut state = StepState::new(&store, &id);
         let mut step = Step::new();
         let mut out = CollectorOutput::default();
-        let interval = self.cfg.common.rate_limit.filter(|r| *r > 0.0).map(Duration::from_secs_f64);
+        let interval = Some(self.collect_interval());
         let result = {
             let Bot::Collector(bot) = &mut self.bot else {
                 return Ok(Outcome::Idle);
@@ -625,7 +636,7 @@ impl BotActor {
         if self.cfg.run_mode == RunMode::Scheduled || self.until_idle {
             return Ok(Outcome::Collected(None));
         }
-        Ok(Outcome::Collected(Some(interval.unwrap_or(Duration::from_secs(300)))))
+        Ok(Outcome::Collected(interval))
     }
 
     /// The bot debugger: runs one message through the bot, outside the actor loop. `given`: the
