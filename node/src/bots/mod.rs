@@ -287,17 +287,34 @@ pub struct FailedLine {
     pub error: String,
 }
 
+/// Takes a parser's events in chunks while it parses a report, so a big report reaches the next
+/// bot before it is parsed to the end (the runtime commits each chunk).
+pub trait EventSink {
+    /// The next events of the report, in order. An error stops further chunks; the parse then fails.
+    fn chunk(&mut self, events: Vec<Message>) -> Result<(), BotError>;
+}
+
 /// What a parser produces from one report.
 pub struct ParserOutput<'r> {
     report: &'r Message,
     copy_fields: &'r [String],
     pub events: Vec<Message>,
     pub failed: Vec<FailedLine>,
+    /// Where full chunks go, and the chunk size.
+    sink: Option<(&'r mut dyn EventSink, usize)>,
+    sink_error: Option<BotError>,
 }
 
 impl<'r> ParserOutput<'r> {
     pub fn new(report: &'r Message, copy_fields: &'r [String]) -> Self {
-        ParserOutput { report, copy_fields, events: Vec::new(), failed: Vec::new() }
+        ParserOutput { report, copy_fields, events: Vec::new(), failed: Vec::new(), sink: None, sink_error: None }
+    }
+
+    /// Like [`ParserOutput::new`], handing every `chunk` events to `sink` as they come.
+    pub fn chunked(report: &'r Message, copy_fields: &'r [String], sink: &'r mut dyn EventSink, chunk: usize) -> Self {
+        let mut out = ParserOutput::new(report, copy_fields);
+        out.sink = Some((sink, chunk.max(1)));
+        out
     }
 
     /// A new event with the report's feed fields and `time.observation` (IntelMQ `new_event(report)`).
@@ -312,11 +329,26 @@ impl<'r> ParserOutput<'r> {
     /// Emits one event.
     pub fn event(&mut self, event: Message) {
         self.events.push(event);
+        if let Some((sink, chunk)) = &mut self.sink {
+            if self.events.len() >= *chunk && self.sink_error.is_none() {
+                if let Err(e) = sink.chunk(std::mem::take(&mut self.events)) {
+                    self.sink_error = Some(e);
+                }
+            }
+        }
     }
 
     /// Records a line that failed; the other lines go on.
     pub fn fail(&mut self, raw: impl Into<String>, error: impl std::fmt::Display) {
         self.failed.push(FailedLine { raw: raw.into(), error: error.to_string() });
+    }
+
+    /// The events not handed to the sink yet and the failed lines; the sink's error, if it failed.
+    pub fn finish(self) -> Result<(Vec<Message>, Vec<FailedLine>), BotError> {
+        match self.sink_error {
+            Some(e) => Err(e),
+            None => Ok((self.events, self.failed)),
+        }
     }
 }
 

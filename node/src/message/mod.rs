@@ -8,6 +8,7 @@
 pub mod datetime;
 pub mod harmonization;
 pub mod hash;
+pub mod internal;
 pub mod types;
 pub mod wire;
 
@@ -19,9 +20,7 @@ pub use datetime::TimeFormat;
 pub use harmonization::{FieldSpec, Harmonization, HarmonizationError, TypeName};
 pub use hash::FilterType;
 
-/// The format byte of messages a node keeps in its queues between its own bots (validated wire
-/// JSON follows). Persisted: never reuse this value for another format.
-pub const INTERNAL_FORMAT: u8 = 0x01;
+pub use internal::{INTERNAL_FORMAT, INTERNAL_JSON_FORMAT};
 
 /// The two message kinds IntelMQ puts on a pipeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -388,18 +387,7 @@ impl Message {
     /// IntelMQ `serialize()`: `json.dumps` with default settings (ASCII-escaped, `", "`/`": "`
     /// separators, insertion order, `__type` last). What goes on the pipeline and into dumps.
     pub fn to_wire(&self) -> String {
-        let mut out = String::with_capacity(64 + self.fields.len() * 32);
-        out.push('{');
-        for (key, value) in &self.fields {
-            out.push_str(&wire::json_string(key, true));
-            out.push_str(": ");
-            wire::write_json(&mut out, value, true, false);
-            out.push_str(", ");
-        }
-        out.push_str("\"__type\": \"");
-        out.push_str(self.kind.as_str());
-        out.push_str("\"}");
-        out
+        wire_text(self.kind, &self.fields)
     }
 
     /// IntelMQ `unserialize` + `MessageFactory.from_dict`: the kind comes from `__type` (or
@@ -417,28 +405,27 @@ impl Message {
         }
     }
 
-    /// The form a node keeps messages in between its own bots: a format byte
-    /// ([`INTERNAL_FORMAT`]) and the wire JSON. Every field was validated when a bot added it, so
-    /// [`Message::decode`] reads it back without validating again.
+    /// The form a node keeps messages in between its own bots (see [`internal`]): binary,
+    /// already validated.
     pub fn to_internal(&self) -> Vec<u8> {
-        let wire = self.to_wire();
-        let mut out = Vec::with_capacity(wire.len() + 1);
-        out.push(INTERNAL_FORMAT);
-        out.extend_from_slice(wire.as_bytes());
-        out
+        internal::encode(self.kind, &self.fields)
     }
 
-    /// Reads a queued message: the internal form without validation, anything else (messages
+    /// Reads a queued message: the internal forms without validation, anything else (messages
     /// injected or recovered from outside) through [`Message::from_wire`] with full validation.
     pub fn decode(
         harmonization: Arc<Harmonization>,
         data: &[u8],
         default_kind: Option<MessageKind>,
     ) -> Result<Message, FieldError> {
-        match data.split_first() {
-            Some((&INTERNAL_FORMAT, json)) => {
+        match data.first() {
+            Some(&INTERNAL_FORMAT) => {
+                let (kind, fields) = internal::decode(data).map_err(|reason| FieldError::Decode { reason })?;
+                Ok(Message { kind, harmonization, fields })
+            }
+            Some(&INTERNAL_JSON_FORMAT) => {
                 let map: Map<String, Value> =
-                    serde_json::from_slice(json).map_err(|e| FieldError::Decode { reason: e.to_string() })?;
+                    serde_json::from_slice(&data[1..]).map_err(|e| FieldError::Decode { reason: e.to_string() })?;
                 let kind = match map.get("__type").and_then(Value::as_str) {
                     Some(t) => MessageKind::parse(t)
                         .ok_or_else(|| FieldError::Decode { reason: format!("unknown __type `{t}`") })?,
@@ -454,11 +441,15 @@ impl Message {
         }
     }
 
-    /// The JSON text of a queued message (internal format byte removed).
-    pub fn payload(data: &[u8]) -> &[u8] {
-        match data.split_first() {
-            Some((&INTERNAL_FORMAT, json)) => json,
-            _ => data,
+    /// The JSON text of a queued message: the wire form of an internal one, anything else as is.
+    pub fn payload(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+        match data.first() {
+            Some(&INTERNAL_FORMAT) => match internal::decode(data) {
+                Ok((kind, fields)) => std::borrow::Cow::Owned(wire_text(kind, &fields).into_bytes()),
+                Err(_) => std::borrow::Cow::Borrowed(data),
+            },
+            Some(&INTERNAL_JSON_FORMAT) => std::borrow::Cow::Borrowed(&data[1..]),
+            _ => std::borrow::Cow::Borrowed(data),
         }
     }
 
@@ -605,6 +596,22 @@ fn insert_path(root: &mut Map<String, Value>, path: &str, value: Value) {
             }
         }
     }
+}
+
+/// IntelMQ's `serialize()` of a kind and its fields (see [`Message::to_wire`]).
+fn wire_text(kind: MessageKind, fields: &Map<String, Value>) -> String {
+    let mut out = String::with_capacity(64 + fields.len() * 32);
+    out.push('{');
+    for (key, value) in fields {
+        out.push_str(&wire::json_string(key, true));
+        out.push_str(": ");
+        wire::write_json(&mut out, value, true, false);
+        out.push_str(", ");
+    }
+    out.push_str("\"__type\": \"");
+    out.push_str(kind.as_str());
+    out.push_str("\"}");
+    out
 }
 
 fn json_kind(v: &Value) -> &'static str {

@@ -13,12 +13,13 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use base64::Engine as _;
 
+use super::chunks::{ChunkCommitter, CHUNK, CURSOR_KEY};
 use super::log::BotLogger;
 use super::state::StepState;
 use super::{BotShared, Router, RunState};
 use crate::bots::collectors::{add_feed_fields, CollectorCommon};
-use crate::bots::parsers::{run_parser, ParserCommon};
-use crate::bots::{Bot, BotError, BotLog, CollectorOutput, Context as BotContext, Level, Outbox};
+use crate::bots::parsers::{run_parser, run_parser_chunked, ParserCommon};
+use crate::bots::{Bot, BotError, BotLog, CollectorOutput, Context as BotContext, EventSink, Level, Outbox};
 use crate::config::{BotConfig, ErrorProcedure, RunMode};
 use crate::message::{Harmonization, Message, MessageKind};
 use crate::store::{Counters, DumpEntry, Queued, Step, Store};
@@ -175,7 +176,7 @@ impl BotActor {
         }
         let data = msg.to_internal();
         if let Some(log) = self.sent_log.as_mut() {
-            let json = String::from_utf8_lossy(Message::payload(&data)).into_owned();
+            let json = String::from_utf8_lossy(&Message::payload(&data)).into_owned();
             let targets = if self.cfg.common.load_balance {
                 let i = self.lb_next.get(path).copied().unwrap_or(0);
                 vec![queues[i % queues.len()].clone()]
@@ -224,7 +225,7 @@ impl BotActor {
         };
         self.log.log(Level::Error, &text);
         if self.cfg.common.error_log_message {
-            let text = format!("Current Message: {}", String::from_utf8_lossy(Message::payload(raw)));
+            let text = format!("Current Message: {}", String::from_utf8_lossy(&Message::payload(raw)));
             self.log.log(Level::Info, &text);
         }
     }
@@ -255,9 +256,9 @@ impl BotActor {
     /// Gives up on a message: dump, `_on_error`, ack. Returns true when the bot must stop.
     fn give_up(&mut self, step: &mut Step, q: &Queued, msg: Option<&Message>, err: &BotError) -> bool {
         let payload = Message::payload(&q.data);
-        let (text, mtype) = match std::str::from_utf8(payload) {
+        let (text, mtype) = match std::str::from_utf8(&payload) {
             Ok(s) if msg.is_some() || serde_json::from_str::<serde_json::Value>(s).is_ok() => (s.to_string(), None),
-            _ => (base64::engine::general_purpose::STANDARD.encode(payload), Some("base64".to_string())),
+            _ => (base64::engine::general_purpose::STANDARD.encode(&payload), Some("base64".to_string())),
         };
         if self.cfg.common.error_dump_message {
             step.dump(self.dump_entry(text, mtype, &err.to_string()));
@@ -270,6 +271,10 @@ impl BotActor {
         }
         if let Some(src) = &self.cfg.source_queue {
             step.ack(src, q.seq);
+            if matches!(self.bot, Bot::Parser(_)) {
+                // Events of the report committed in chunks before the failure stay sent.
+                step.state_delete(&self.cfg.id, CURSOR_KEY);
+            }
         }
         self.retries = 0;
         self.cfg.common.error_procedure == ErrorProcedure::Stop
@@ -333,7 +338,8 @@ impl BotActor {
                         continue;
                     }
                 };
-                let result = self.process_one(msg, &mut state, &mut step, &id, &harmonization, &root);
+                let report = Some((q.seq, q.data.len() as u64));
+                let result = self.process_one(msg, report, &mut state, &mut step, &id, &harmonization, &root);
                 match result {
                     Ok(()) => {
                         state.keep();
@@ -388,9 +394,13 @@ impl BotActor {
         Ok(outcome)
     }
 
+    /// Runs the bot on one message. `report`: the sequence number and size of a report taken
+    /// from the inbox (a parser then commits its events in chunks).
+    #[allow(clippy::too_many_arguments)]
     fn process_one(
         &mut self,
         msg: Message,
+        report: Option<(u64, u64)>,
         state: &mut StepState<'_>,
         step: &mut Step,
         id: &str,
@@ -410,14 +420,49 @@ impl BotActor {
                 Ok(())
             }
             Bot::Parser(bot) => {
-                let parsed = {
-                    let mut ctx = Self::ctx(id, harmonization, root, state, &mut self.log);
-                    let common = &self.parser_common;
-                    caught(|| run_parser(bot.as_mut(), &msg, common, &mut ctx))?
+                let queues = self.cfg.destination_queues.get("_default").filter(|q| !q.is_empty());
+                let parsed = match (report, queues) {
+                    // A report taken from the inbox: its events go on in chunks as it is parsed.
+                    (Some((seq, size)), Some(queues)) if self.sent_log.is_none() => {
+                        let lb = self.lb_next.get("_default").copied().unwrap_or(0);
+                        let (store, router) = (self.store.clone(), self.router.clone());
+                        let mut chunks = ChunkCommitter::new(
+                            &store,
+                            &router,
+                            id,
+                            queues,
+                            self.cfg.common.load_balance,
+                            lb,
+                            seq,
+                            size,
+                            self.counters,
+                        );
+                        let result = {
+                            let mut ctx = Self::ctx(id, harmonization, root, state, &mut self.log);
+                            let common = &self.parser_common;
+                            let sink: Option<(&mut dyn EventSink, usize)> = Some((&mut chunks, CHUNK));
+                            caught(|| run_parser_chunked(bot.as_mut(), &msg, common, &mut ctx, sink))
+                        };
+                        self.counters = chunks.counters;
+                        let mut parsed = result?;
+                        chunks.route_into(step, std::mem::take(&mut parsed.events));
+                        chunks.finish(step);
+                        self.counters = chunks.counters;
+                        self.lb_next.insert("_default".to_string(), chunks.lb_next());
+                        parsed
+                    }
+                    _ => {
+                        let parsed = {
+                            let mut ctx = Self::ctx(id, harmonization, root, state, &mut self.log);
+                            let common = &self.parser_common;
+                            caught(|| run_parser(bot.as_mut(), &msg, common, &mut ctx))?
+                        };
+                        for ev in &parsed.events {
+                            self.counters.sent += self.route(step, "_default", ev) as u64;
+                        }
+                        parsed
+                    }
                 };
-                for ev in &parsed.events {
-                    self.counters.sent += self.route(step, "_default", ev) as u64;
-                }
                 for (report, error) in &parsed.failed {
                     if self.cfg.common.error_dump_message {
                         step.dump(self.dump_entry(report.to_wire(), None, error));
@@ -678,7 +723,7 @@ impl BotActor {
                     (q.data.clone(), Some((src, q.seq)))
                 }
             };
-            run.input = String::from_utf8_lossy(Message::payload(&data)).into_owned();
+            run.input = String::from_utf8_lossy(&Message::payload(&data)).into_owned();
             let kind = if matches!(self.bot, Bot::Parser(_)) { MessageKind::Report } else { MessageKind::Event };
             match Message::decode(harmonization.clone(), &data, Some(kind)) {
                 Err(e) => run.error = Some(e.to_string()),
@@ -694,7 +739,7 @@ impl BotActor {
                             caught(|| bot.write(std::slice::from_ref(&msg), &mut ctx))
                         }
                     } else {
-                        self.process_one(msg, &mut state, &mut step, &id, &harmonization, &root)
+                        self.process_one(msg, None, &mut state, &mut step, &id, &harmonization, &root)
                     };
                     match result {
                         Ok(()) => {

@@ -5,6 +5,7 @@
 
 mod bot_actor;
 mod build;
+mod chunks;
 mod log;
 mod offline;
 mod state;

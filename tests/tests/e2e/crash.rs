@@ -1,5 +1,7 @@
 //! Crash test: kill -9 the node at random moments while it runs, restart it each time; at the end
-//! every input event is in the output exactly once and the dump is empty.
+//! every input event is in the output exactly once and the dump is empty. Once with small reports,
+//! once with a whole file per report, so kills also hit a parser that has committed part of a
+//! report's events.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -11,12 +13,13 @@ use rand::Rng;
 const EVENTS: usize = 60_000;
 const OUTPUT: &str = "var/lib/bots/file-output/events.txt";
 
-fn write_config(node: &TestNode) {
+/// `chunk_size`: the file collector's report size; `None` sends each file as one report.
+fn write_config(node: &TestNode, chunk_size: Option<usize>) {
     node.write(
         "etc/runtime.conf",
-        r#"{
+        &r#"{
   "collector": {"group": "Collector", "module": "intelmq.bots.collectors.file.collector_file", "name": "Crash Feed",
-    "parameters": {"path": "in", "postfix": ".csv", "delete_file": false, "chunk_size": 65536, "provider": "test"}},
+    "parameters": {"path": "in", "postfix": ".csv", "delete_file": false, "chunk_size": CHUNK, "provider": "test"}},
   "parser": {"group": "Parser", "module": "intelmq.bots.parsers.generic.parser_csv",
     "parameters": {"columns": ["extra.id", "source.ip", "source.url"], "type": "malware-distribution", "skip_header": true}},
   "deduplicator": {"group": "Expert", "module": "intelmq.bots.experts.deduplicator.expert",
@@ -25,7 +28,8 @@ fn write_config(node: &TestNode) {
   "url2fqdn": {"group": "Expert", "module": "intelmq.bots.experts.url2fqdn.expert", "parameters": {}},
   "output": {"group": "Output", "module": "intelmq.bots.outputs.file.output",
     "parameters": {"file": "var/lib/bots/file-output/events.txt"}}
-}"#,
+}"#
+        .replace("CHUNK", &chunk_size.map_or("null".to_string(), |c| c.to_string())),
     );
     node.write(
         "etc/pipeline.conf",
@@ -59,8 +63,17 @@ fn output_lines(node: &TestNode) -> usize {
 
 #[test]
 fn kill_nine_three_times_loses_and_duplicates_nothing() {
+    kill_three_times_then_check(Some(65536));
+}
+
+#[test]
+fn kill_nine_while_a_parser_is_halfway_through_a_big_report() {
+    kill_three_times_then_check(None);
+}
+
+fn kill_three_times_then_check(chunk_size: Option<usize>) {
     let node = TestNode::empty();
-    write_config(&node);
+    write_config(&node, chunk_size);
     let mut rng = rand::thread_rng();
     let mut kills_while_running = 0;
     for round in 0..3 {

@@ -55,7 +55,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::bots::{BotError, Context, Level, ParamError, Params, ParserBot, ParserOutput};
+use crate::bots::{BotError, Context, EventSink, Level, ParamError, Params, ParserBot, ParserOutput};
 use crate::message::{AddOptions, Harmonization, Message, MessageKind};
 
 /// The parameters every parser has (IntelMQ `ParserBot`), split off the bot's own parameters.
@@ -147,6 +147,18 @@ pub fn run_parser(
     common: &ParserCommon,
     ctx: &mut Context<'_>,
 ) -> Result<ParsedReport, BotError> {
+    run_parser_chunked(bot, report, common, ctx, None)
+}
+
+/// [`run_parser`] handing the events to `sink` in chunks of `chunk` as the parser goes (default
+/// fields applied); the returned report holds the last, incomplete chunk and the failed lines.
+pub fn run_parser_chunked(
+    bot: &mut dyn ParserBot,
+    report: &Message,
+    common: &ParserCommon,
+    ctx: &mut Context<'_>,
+    sink: Option<(&mut dyn EventSink, usize)>,
+) -> Result<ParsedReport, BotError> {
     if report.get("raw").is_none() {
         ctx.log.log(
             Level::Warning,
@@ -155,22 +167,23 @@ pub fn run_parser(
         return Ok(ParsedReport::default());
     }
 
-    let mut out = ParserOutput::new(report, &common.copy_collector_provided_fields);
-    bot.parse(report, ctx, &mut out)?;
-    let ParserOutput { events: parsed, failed: failed_lines, .. } = out;
-
-    let mut events = Vec::with_capacity(parsed.len());
-    let mut failed_raw: Vec<(String, String)> = Vec::new();
-    for mut event in parsed {
-        match apply_default_fields(&mut event, &common.default_fields) {
-            Ok(()) => events.push(event),
-            Err(e) => {
-                // IntelMQ applies the default fields inside the per-line `try`: the line fails.
-                let raw = event.raw_bytes().map(|b| decode_utf8_ignore(&b)).unwrap_or_default();
-                failed_raw.push((raw, e.to_string()));
-            }
+    let mut defaults = WithDefaults { inner: None, defaults: &common.default_fields, failed: Vec::new(), sent: 0 };
+    let (parsed, failed_lines) = match sink {
+        Some((inner, chunk)) => {
+            defaults.inner = Some(inner);
+            let mut out = ParserOutput::chunked(report, &common.copy_collector_provided_fields, &mut defaults, chunk);
+            bot.parse(report, ctx, &mut out)?;
+            out.finish()?
         }
-    }
+        None => {
+            let mut out = ParserOutput::new(report, &common.copy_collector_provided_fields);
+            bot.parse(report, ctx, &mut out)?;
+            out.finish()?
+        }
+    };
+    let mut events = defaults.apply(parsed);
+    let sent = defaults.sent + events.len();
+    let mut failed_raw = std::mem::take(&mut defaults.failed);
     failed_raw.extend(failed_lines.into_iter().map(|f| (f.raw, f.error)));
 
     let mut failed = Vec::with_capacity(failed_raw.len());
@@ -182,9 +195,50 @@ pub fn run_parser(
     }
 
     if !failed.is_empty() {
-        ctx.log.log(Level::Info, &format!("Sent {} events and found {} problem(s).", events.len(), failed.len()));
+        ctx.log.log(Level::Info, &format!("Sent {} events and found {} problem(s).", sent, failed.len()));
     }
+    events.shrink_to_fit();
     Ok(ParsedReport { events, failed })
+}
+
+/// Adds the default fields to each event on its way to the sink; an event they fail on becomes
+/// a failed line, as in IntelMQ, where they are added inside the per-line `try`.
+struct WithDefaults<'a> {
+    inner: Option<&'a mut dyn EventSink>,
+    defaults: &'a Map<String, Value>,
+    failed: Vec<(String, String)>,
+    /// Events handed to the inner sink.
+    sent: usize,
+}
+
+impl WithDefaults<'_> {
+    fn apply(&mut self, parsed: Vec<Message>) -> Vec<Message> {
+        if self.defaults.is_empty() {
+            return parsed;
+        }
+        let mut events = Vec::with_capacity(parsed.len());
+        for mut event in parsed {
+            match apply_default_fields(&mut event, self.defaults) {
+                Ok(()) => events.push(event),
+                Err(e) => {
+                    let raw = event.raw_bytes().map(|b| decode_utf8_ignore(&b)).unwrap_or_default();
+                    self.failed.push((raw, e.to_string()));
+                }
+            }
+        }
+        events
+    }
+}
+
+impl EventSink for WithDefaults<'_> {
+    fn chunk(&mut self, events: Vec<Message>) -> Result<(), BotError> {
+        let events = self.apply(events);
+        self.sent += events.len();
+        match self.inner.as_mut() {
+            Some(inner) => inner.chunk(events),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Adds each default field that the event does not hold yet (IntelMQ `add(.., overwrite=False)`).
