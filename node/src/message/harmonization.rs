@@ -1,7 +1,6 @@
 //! The harmonization: which keys a Report or an Event may hold, their types and constraints,
 //! loaded from `harmonization.conf` (IntelMQ's JSON format) with the regexes compiled once.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -176,7 +175,7 @@ pub enum HarmonizationError {
 #[derive(Clone, Debug, Default)]
 struct Section {
     fields: Vec<(String, FieldSpec)>,
-    index: HashMap<String, usize>,
+    index: rustc_hash::FxHashMap<String, usize>,
 }
 
 impl Section {

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use sha2::{Digest, Sha256};
 
-use super::wire::python_repr;
+use super::wire::write_repr;
 use super::Message;
 
 /// How `filter_keys` is applied: drop those keys, or keep only them.
@@ -54,6 +54,7 @@ pub fn message_hash(msg: &Message, filter_keys: &HashSet<String>, filter_type: F
     let mut items: Vec<(&String, &serde_json::Value)> = msg.iter().collect();
     items.sort_by(|a, b| a.0.cmp(b.0));
     let mut hasher = Sha256::new();
+    let mut repr = String::with_capacity(256);
     for (key, value) in items {
         if key == "time.observation" {
             continue;
@@ -68,11 +69,19 @@ pub fn message_hash(msg: &Message, filter_keys: &HashSet<String>, filter_type: F
         }
         hasher.update(key.as_bytes());
         hasher.update([0xc0u8]);
-        hasher.update(python_repr(value).as_bytes());
+        repr.clear();
+        write_repr(&mut repr, value);
+        hasher.update(repr.as_bytes());
         hasher.update([0xc0u8]);
     }
     let digest = hasher.finalize();
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 15)] as char);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -197,7 +197,7 @@ pub fn python_str(v: &Value) -> String {
     }
 }
 
-fn write_repr(out: &mut String, v: &Value) {
+pub(crate) fn write_repr(out: &mut String, v: &Value) {
     match v {
         Value::Null => out.push_str("None"),
         Value::Bool(true) => out.push_str("True"),
@@ -233,6 +233,14 @@ fn write_repr(out: &mut String, v: &Value) {
 /// the quote, `\t\n\r`, other control characters as `\xNN`, and non-printable non-ASCII as
 /// `\xNN`/`\uNNNN`/`\UNNNNNNNN`.
 pub fn str_repr(s: &str) -> String {
+    // Printable ASCII without quote or backslash is the common case: nothing to escape.
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\\' && b != b'\'') {
+        let mut out = String::with_capacity(s.len() + 2);
+        out.push('\'');
+        out.push_str(s);
+        out.push('\'');
+        return out;
+    }
     let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
