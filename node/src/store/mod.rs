@@ -191,6 +191,14 @@ pub const COMPACT_EVERY: u64 = 250_000;
 /// ... or when it drains after at least this many.
 pub const COMPACT_WHEN_EMPTY: u64 = 10_000;
 
+/// A request to the compaction thread: compact column family `cf` below key `below`; once a
+/// queue has `drained`, also flush every memtable, so the write-ahead log of the backlog goes too.
+struct Compaction {
+    cf: String,
+    below: u64,
+    drained: bool,
+}
+
 /// All memtables of all column families together: a flush starts when they reach it.
 const WRITE_BUFFERS: usize = 64 << 20;
 /// One memtable of one column family at most.
@@ -210,7 +218,7 @@ pub struct Store {
     syncer: Mutex<Option<JoinHandle<()>>>,
     cache: Cache,
     /// Inboxes to compact below a sequence number, for the compaction thread.
-    compact_tx: Mutex<Option<Sender<(String, u64)>>>,
+    compact_tx: Mutex<Option<Sender<Compaction>>>,
     compactor: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -313,20 +321,32 @@ impl Store {
 
     /// The thread that compacts consumed ranges (`compact_range` blocks until it is done).
     fn start_compactor(&self) -> Result<(), StoreError> {
-        let (tx, rx) = channel::<(String, u64)>();
-        let db = self.db.clone();
+        let (tx, rx) = channel::<Compaction>();
+        let (db, path) = (self.db.clone(), self.path.clone());
         let handle = std::thread::Builder::new()
             .name("store-compact".into())
             .spawn(move || {
                 let mut opts = CompactOptions::default();
                 // Other column families go on compacting meanwhile.
                 opts.set_exclusive_manual_compaction(false);
-                while let Ok((name, below)) = rx.recv() {
-                    if let Some(handle) = db.cf_handle(&name) {
-                        let start = std::time::Instant::now();
+                while let Ok(Compaction { cf, below, drained }) = rx.recv() {
+                    let start = std::time::Instant::now();
+                    if let Some(handle) = db.cf_handle(&cf) {
                         db.compact_range_cf_opt(&handle, Some(keys::seq_key(0)), Some(keys::seq_key(below)), &opts);
-                        tracing::debug!(cf = %name, below, took_ms = start.elapsed().as_millis() as u64, "compacted consumed range");
                     }
+                    if drained {
+                        // A write-ahead log file is deleted once every column family with
+                        // entries in it has flushed them.
+                        for name in Db::list_cf(&Options::default(), &path).unwrap_or_default() {
+                            if let Some(handle) = db.cf_handle(&name) {
+                                if let Err(e) = db.flush_cf(&handle) {
+                                    tracing::warn!(cf = %name, error = %e, "flush after a drained queue failed");
+                                }
+                            }
+                        }
+                    }
+                    let took_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    tracing::debug!(cf = %cf, below, drained, took_ms, "compacted a consumed range");
                 }
             })
             .ok();
@@ -336,10 +356,10 @@ impl Store {
     }
 
     /// Asks the compaction thread to compact `queue`'s inbox below `below`.
-    fn compact_consumed(&self, queue: &str, below: u64) {
+    fn compact_consumed(&self, queue: &str, below: u64, drained: bool) {
         if let Ok(tx) = self.compact_tx.lock() {
             if let Some(tx) = tx.as_ref() {
-                let _ = tx.send((cf::inbox(queue), below));
+                let _ = tx.send(Compaction { cf: cf::inbox(queue), below, drained });
             }
         }
     }
@@ -548,7 +568,7 @@ impl Store {
             let drained = before <= n;
             if since >= COMPACT_EVERY || (drained && since >= COMPACT_WHEN_EMPTY) {
                 meta.acked_since_compaction.store(0, Ordering::Release);
-                self.compact_consumed(q, head);
+                self.compact_consumed(q, head, drained);
             }
         }
         self.dirty.store(true, Ordering::Release);
@@ -570,7 +590,7 @@ impl Store {
         self.db.delete_range_cf(&handle, keys::seq_key(0), keys::seq_key(tail))?;
         meta.head.store(tail, Ordering::Release);
         meta.acked_since_compaction.store(0, Ordering::Release);
-        self.compact_consumed(queue, tail);
+        self.compact_consumed(queue, tail, true);
         Ok(meta.len.swap(0, Ordering::AcqRel))
     }
 
