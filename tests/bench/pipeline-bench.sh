@@ -9,6 +9,7 @@
 #              (apart from time.observation and feed.url, which holds each run's root).
 # env: SYNC=always|interval|never  store durability (default interval, the node's default)
 #      INTELMQ_SHARED_DIR          the shared/ folder (default: beside the clone)
+#      INTELMQ_NODE_BIN            use this intelmq-node instead of building it
 # prints: pipeline-bench: ROWS rows -> N events in S s = R events/s, peak RSS M MB
 # Timed from the node's start to its exit; `--until-idle` exits only after the last event is
 # committed to the output file.
@@ -21,8 +22,10 @@ SHARED=${INTELMQ_SHARED_DIR:-$WS/../shared}
 SYNC=${SYNC:-interval}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/intelmq-rs-target}
 
-(cd "$WS" && cargo build --release -q -p intelmq-node --bin intelmq-node)
-NODE="$CARGO_TARGET_DIR/release/intelmq-node"
+if [ -z "${INTELMQ_NODE_BIN:-}" ]; then
+  (cd "$WS" && cargo build --release -q -p intelmq-node --bin intelmq-node)
+fi
+NODE=${INTELMQ_NODE_BIN:-$CARGO_TARGET_DIR/release/intelmq-node}
 
 ROOT=$(mktemp -d /tmp/intelmq-rs-bench.XXXXXX)
 trap 'rm -rf "$ROOT"' EXIT

@@ -9,6 +9,11 @@
 //!   consumed inputs, dump entries, bot state and counters, committed as one `WriteBatch`.
 //! * Sequence numbers of a commit are assigned under one lock held until the write returns, so
 //!   entries become visible in sequence order and a consumer never skips a late writer.
+//! * Memory does not grow with the data: all memtables share one write-buffer limit and all column
+//!   families one block cache (index and filter blocks included): 64 MB and 32 MB.
+//! * Consumed ranges are compacted away: once an inbox has been acknowledged [`COMPACT_EVERY`]
+//!   times, or drains after [`COMPACT_WHEN_EMPTY`] acknowledgements, a background thread compacts
+//!   its keys below the head, so the disk space of a drained backlog is given back.
 //! * Durability: the WAL is always on; [`Durability::Always`] fsyncs every commit,
 //!   [`Durability::Interval`] fsyncs the WAL in the background (group commit; a process crash
 //!   loses nothing because every write reaches the OS before the commit returns),
@@ -20,13 +25,14 @@ mod keys;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rocksdb::{
-    ColumnFamilyDescriptor, DBWithThreadMode, IteratorMode, MultiThreaded, Options, ReadOptions, WriteBatch,
-    WriteOptions,
+    Cache, ColumnFamilyDescriptor, CompactOptions, DBWithThreadMode, IteratorMode, MultiThreaded, Options, ReadOptions,
+    WriteBatch, WriteBufferManager, WriteOptions,
 };
 
 type Db = DBWithThreadMode<MultiThreaded>;
@@ -176,7 +182,29 @@ struct QueueMeta {
     tail: AtomicU64,
     /// Messages in the queue.
     len: AtomicU64,
+    /// Acknowledgements since the consumed range was last compacted.
+    acked_since_compaction: AtomicU64,
 }
+
+/// An inbox is compacted below its head after this many acknowledgements ...
+pub const COMPACT_EVERY: u64 = 250_000;
+/// ... or when it drains after at least this many.
+pub const COMPACT_WHEN_EMPTY: u64 = 10_000;
+
+/// A request to the compaction thread: compact column family `cf` below key `below`; once a
+/// queue has `drained`, also flush every memtable, so the write-ahead log of the backlog goes too.
+struct Compaction {
+    cf: String,
+    below: u64,
+    drained: bool,
+}
+
+/// All memtables of all column families together: a flush starts when they reach it.
+const WRITE_BUFFERS: usize = 64 << 20;
+/// One memtable of one column family at most.
+const WRITE_BUFFER_PER_CF: usize = 32 << 20;
+/// The block cache shared by every column family (data, index and filter blocks).
+const BLOCK_CACHE: usize = 32 << 20;
 
 /// The node's RocksDB store. Cheap to share behind an `Arc`.
 pub struct Store {
@@ -188,18 +216,28 @@ pub struct Store {
     dirty: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     syncer: Mutex<Option<JoinHandle<()>>>,
+    cache: Cache,
+    /// Inboxes to compact below a sequence number, for the compaction thread.
+    compact_tx: Mutex<Option<Sender<Compaction>>>,
+    compactor: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// Options of every column family. Queue entries live briefly: a message put and deleted within
-/// one memtable never reaches disk (the flush drops both), so memtables are large, and flushed
-/// data is not compressed (it is mostly tombstones and soon deleted). Bloom filters make the
-/// misses of state lookups (dedup caches) cheap.
-fn cf_options() -> Options {
+/// one memtable never reaches disk (the flush drops the put), so memtables are large, and the
+/// first two levels are not compressed (mostly tombstones and soon deleted); what stays longer
+/// (a backlog, dedup caches) is compressed with LZ4 further down. Bloom filters make the misses of
+/// state lookups (dedup caches) cheap. Blocks, indexes and filters live in the shared cache, so
+/// their memory does not grow with the data.
+fn cf_options(cache: &Cache) -> Options {
+    use rocksdb::DBCompressionType::{Lz4, None};
     let mut o = Options::default();
-    o.set_write_buffer_size(32 << 20);
-    o.set_compression_type(rocksdb::DBCompressionType::None);
+    o.set_write_buffer_size(WRITE_BUFFER_PER_CF);
+    o.set_compression_per_level(&[None, None, Lz4, Lz4, Lz4, Lz4, Lz4]);
     let mut table = rocksdb::BlockBasedOptions::default();
     table.set_bloom_filter(10.0, false);
+    table.set_block_cache(cache);
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
     o.set_block_based_table_factory(&table);
     o
 }
@@ -212,11 +250,12 @@ impl Store {
     /// Opens (or creates) the store at `path` and makes sure every queue in `queues` has its inbox.
     pub fn open(path: &Path, durability: Durability, queues: &[String]) -> Result<Store, StoreError> {
         std::fs::create_dir_all(path).map_err(|source| StoreError::CreateDir { path: path.to_path_buf(), source })?;
+        let cache = Cache::new_lru_cache(BLOCK_CACHE);
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
-        opts.set_db_write_buffer_size(256 << 20);
-        opts.set_max_total_wal_size(128 << 20);
+        opts.set_write_buffer_manager(&WriteBufferManager::new_write_buffer_manager(WRITE_BUFFERS, false));
+        opts.set_max_total_wal_size(64 << 20);
         opts.set_keep_log_file_num(3);
         let existing = Db::list_cf(&opts, path).unwrap_or_default();
         let mut names: Vec<String> = existing;
@@ -231,7 +270,7 @@ impl Store {
                 names.push(name);
             }
         }
-        let descriptors = names.iter().map(|n| ColumnFamilyDescriptor::new(n, cf_options()));
+        let descriptors = names.iter().map(|n| ColumnFamilyDescriptor::new(n, cf_options(&cache)));
         let db = Db::open_cf_descriptors(&opts, path, descriptors)
             .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
         let db = Arc::new(db);
@@ -244,6 +283,9 @@ impl Store {
             dirty: Arc::new(AtomicBool::new(false)),
             stop: Arc::new(AtomicBool::new(false)),
             syncer: Mutex::new(None),
+            cache,
+            compact_tx: Mutex::new(None),
+            compactor: Mutex::new(None),
         };
         store.check_format()?;
         let mut dump_seq = 0;
@@ -273,7 +315,53 @@ impl Store {
                 .ok();
             *store.syncer.lock().map_err(|_| poisoned())? = handle;
         }
+        store.start_compactor()?;
         Ok(store)
+    }
+
+    /// The thread that compacts consumed ranges (`compact_range` blocks until it is done).
+    fn start_compactor(&self) -> Result<(), StoreError> {
+        let (tx, rx) = channel::<Compaction>();
+        let (db, path) = (self.db.clone(), self.path.clone());
+        let handle = std::thread::Builder::new()
+            .name("store-compact".into())
+            .spawn(move || {
+                let mut opts = CompactOptions::default();
+                // Other column families go on compacting meanwhile.
+                opts.set_exclusive_manual_compaction(false);
+                while let Ok(Compaction { cf, below, drained }) = rx.recv() {
+                    let start = std::time::Instant::now();
+                    if let Some(handle) = db.cf_handle(&cf) {
+                        db.compact_range_cf_opt(&handle, Some(keys::seq_key(0)), Some(keys::seq_key(below)), &opts);
+                    }
+                    if drained {
+                        // A write-ahead log file is deleted once every column family with
+                        // entries in it has flushed them.
+                        for name in Db::list_cf(&Options::default(), &path).unwrap_or_default() {
+                            if let Some(handle) = db.cf_handle(&name) {
+                                if let Err(e) = db.flush_cf(&handle) {
+                                    tracing::warn!(cf = %name, error = %e, "flush after a drained queue failed");
+                                }
+                            }
+                        }
+                    }
+                    let took_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    tracing::debug!(cf = %cf, below, drained, took_ms, "compacted a consumed range");
+                }
+            })
+            .ok();
+        *self.compact_tx.lock().map_err(|_| poisoned())? = Some(tx);
+        *self.compactor.lock().map_err(|_| poisoned())? = handle;
+        Ok(())
+    }
+
+    /// Asks the compaction thread to compact `queue`'s inbox below `below`.
+    fn compact_consumed(&self, queue: &str, below: u64, drained: bool) {
+        if let Ok(tx) = self.compact_tx.lock() {
+            if let Some(tx) = tx.as_ref() {
+                let _ = tx.send(Compaction { cf: cf::inbox(queue), below, drained });
+            }
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -303,7 +391,7 @@ impl Store {
     /// Returns the handle of a column family, creating it if it does not exist yet.
     fn cf_or_create(&self, name: &str) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>, StoreError> {
         if self.db.cf_handle(name).is_none() {
-            self.db.create_cf(name, &cf_options())?;
+            self.db.create_cf(name, &cf_options(&self.cache))?;
         }
         self.cf(name)
     }
@@ -333,12 +421,19 @@ impl Store {
         let tail = self.last_key(&name)?.map(|s| s + 1).unwrap_or(head);
         let handle = self.cf(&name)?;
         let mut len = 0u64;
-        for item in self.db.iterator_cf(&handle, IteratorMode::Start) {
+        // Counting a backlog once must not push the head of every queue out of the cache.
+        let mut ro = ReadOptions::default();
+        ro.fill_cache(false);
+        for item in self.db.iterator_cf_opt(&handle, ro, IteratorMode::Start) {
             item?;
             len += 1;
         }
-        let meta =
-            Arc::new(QueueMeta { head: AtomicU64::new(head), tail: AtomicU64::new(tail), len: AtomicU64::new(len) });
+        let meta = Arc::new(QueueMeta {
+            head: AtomicU64::new(head),
+            tail: AtomicU64::new(tail),
+            len: AtomicU64::new(len),
+            acked_since_compaction: AtomicU64::new(0),
+        });
         self.queues.write().map_err(|_| poisoned())?.insert(queue.to_string(), meta.clone());
         Ok(meta)
     }
@@ -466,8 +561,15 @@ impl Store {
         drop(dump_seq);
         for (q, (next_head, n)) in acked {
             let meta = self.queue(q)?;
-            meta.head.fetch_max(next_head, Ordering::AcqRel);
-            let _ = meta.len.fetch_update(Ordering::AcqRel, Ordering::Acquire, |l| Some(l.saturating_sub(n)));
+            let head = meta.head.fetch_max(next_head, Ordering::AcqRel).max(next_head);
+            let before =
+                meta.len.fetch_update(Ordering::AcqRel, Ordering::Acquire, |l| Some(l.saturating_sub(n))).unwrap_or(0);
+            let since = meta.acked_since_compaction.fetch_add(n, Ordering::AcqRel) + n;
+            let drained = before <= n;
+            if since >= COMPACT_EVERY || (drained && since >= COMPACT_WHEN_EMPTY) {
+                meta.acked_since_compaction.store(0, Ordering::Release);
+                self.compact_consumed(q, head, drained);
+            }
         }
         self.dirty.store(true, Ordering::Release);
         Ok(())
@@ -487,6 +589,8 @@ impl Store {
         let tail = meta.tail.load(Ordering::Acquire);
         self.db.delete_range_cf(&handle, keys::seq_key(0), keys::seq_key(tail))?;
         meta.head.store(tail, Ordering::Release);
+        meta.acked_since_compaction.store(0, Ordering::Release);
+        self.compact_consumed(queue, tail, true);
         Ok(meta.len.swap(0, Ordering::AcqRel))
     }
 
@@ -588,6 +692,15 @@ impl Drop for Store {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
         if let Ok(mut h) = self.syncer.lock() {
+            if let Some(h) = h.take() {
+                let _ = h.join();
+            }
+        }
+        // Closing the channel ends the compaction thread after the compaction it is running.
+        if let Ok(mut tx) = self.compact_tx.lock() {
+            tx.take();
+        }
+        if let Ok(mut h) = self.compactor.lock() {
             if let Some(h) = h.take() {
                 let _ = h.join();
             }
@@ -720,6 +833,51 @@ mod tests {
         assert_eq!(s.clear_queue("q").expect("clear"), 2);
         assert!(s.read("q", 10).expect("read").is_empty());
         assert!(matches!(s.clear_queue("nope"), Err(StoreError::UnknownQueue(_))));
+    }
+
+    /// Bytes of `queue`'s inbox in table files.
+    fn inbox_file_bytes(s: &Store, queue: &str) -> u64 {
+        let handle = s.cf(&cf::inbox(queue)).expect("inbox");
+        s.db.property_int_value_cf(&handle, "rocksdb.total-sst-files-size").expect("property").unwrap_or(0)
+    }
+
+    #[test]
+    fn a_drained_backlog_is_compacted_away() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = open(dir.path(), &["q"]);
+        let total = 2 * COMPACT_WHEN_EMPTY;
+        for _ in 0..total / 1000 {
+            let mut step = Step::new();
+            for _ in 0..1000 {
+                step.put("q", vec![b'x'; 500]);
+            }
+            s.commit(step).expect("commit");
+        }
+        s.db.flush_cf(&s.cf(&cf::inbox("q")).expect("inbox")).expect("flush");
+        assert!(inbox_file_bytes(&s, "q") > total * 500 / 2, "the backlog is in table files");
+        loop {
+            let got = s.read("q", 1000).expect("read");
+            if got.is_empty() {
+                break;
+            }
+            let mut step = Step::new();
+            for q in &got {
+                step.ack("q", q.seq);
+            }
+            s.commit(step).expect("ack");
+        }
+        let start = std::time::Instant::now();
+        while inbox_file_bytes(&s, "q") > 0 {
+            assert!(start.elapsed() < Duration::from_secs(30), "{} bytes left after 30 s", inbox_file_bytes(&s, "q"));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The queue goes on where it stopped.
+        let mut step = Step::new();
+        step.put("q", b"after".to_vec());
+        s.commit(step).expect("commit");
+        let got = s.read("q", 10).expect("read");
+        assert_eq!(bodies(&got), ["after"]);
+        assert_eq!(got[0].seq, total);
     }
 
     #[test]
