@@ -356,11 +356,19 @@ impl<'r> ParserOutput<'r> {
 #[derive(Default, Debug)]
 pub struct CollectorOutput {
     pub reports: Vec<Message>,
+    /// Messages that already are IntelMQ messages (reports or events), passed on as they are: the
+    /// runtime adds no feed fields and does not require `raw` (IntelMQ's `auto_add=False`).
+    pub unchanged: Vec<Message>,
 }
 
 impl CollectorOutput {
     pub fn send(&mut self, report: Message) {
         self.reports.push(report);
+    }
+
+    /// Passes on a message as it is (see [`CollectorOutput::unchanged`]).
+    pub fn send_unchanged(&mut self, message: Message) {
+        self.unchanged.push(message);
     }
 }
 

@@ -300,6 +300,7 @@ pub static REGISTRY: &[BotEntry] = &[
     entry!(Output, "intelmq.bots.outputs.restapi.output", outputs::restapi::output::RestapiOutputBot),
     entry!(Output, "intelmq.bots.outputs.rpz_file.output", outputs::rpz_file::output::RpzFileOutputBot),
     entry!(Output, "intelmq.bots.outputs.smtp.output", outputs::smtp::output::SmtpOutputBot),
+    entry!(Output, "intelmq.bots.outputs.stomp.output", outputs::stomp::output::StompOutputBot),
     entry!(Output, "intelmq.bots.outputs.tcp.output", outputs::tcp::output::TcpOutputBot),
     entry!(
         Output,

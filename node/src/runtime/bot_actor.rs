@@ -650,6 +650,10 @@ impl BotActor {
             self.counters.received += 1;
             sent += self.route(&mut step, "_default", &report) as u64;
         }
+        for message in out.unchanged {
+            self.counters.received += 1;
+            sent += self.route(&mut step, "_default", &message) as u64;
+        }
         self.counters.sent += sent;
         state.write_into(&mut step);
         step.counters(&id, self.counters);
@@ -712,6 +716,9 @@ impl BotActor {
                     break;
                 }
                 self.route(&mut step, "_default", &report);
+            }
+            for message in out.unchanged {
+                self.route(&mut step, "_default", &message);
             }
         } else {
             let (data, from_inbox) = match given {

@@ -16,24 +16,29 @@ use std::time::Duration;
 use intelmq_tests::{services_required, wait_for, DaemonNode, TcpProxy, TestNode};
 use serde_json::{json, Value};
 
-const OUT: &str = "var/lib/bots/file-output/events.txt";
+pub(crate) const OUT: &str = "var/lib/bots/file-output/events.txt";
 
 /// The JSON line of record `n`.
-fn record(n: usize) -> String {
+pub(crate) fn record(n: usize) -> String {
     json!({"classification.type": "infected-system", "source.ip": format!("192.0.2.{}", n % 250 + 1), "extra.n": n})
         .to_string()
 }
 
-fn records(range: std::ops::Range<usize>) -> String {
+pub(crate) fn records(range: std::ops::Range<usize>) -> String {
     range.map(|n| record(n) + "\n").collect()
 }
 
 /// A node: `collector` (module, parameters) -> JSON parser -> file output, quick retries.
-fn node_with(module: &str, params: Value) -> TestNode {
+pub(crate) fn node_with(module: &str, params: Value) -> TestNode {
+    node_with_parser(module, params, json!({"splitlines": true}))
+}
+
+/// [`node_with`] with the JSON parser's parameters.
+pub(crate) fn node_with_parser(module: &str, params: Value, parser: Value) -> TestNode {
     let node = TestNode::empty();
     let runtime = json!({
         "collector": {"group": "Collector", "module": module, "name": "Net Feed", "parameters": params},
-        "parser": {"group": "Parser", "module": "intelmq.bots.parsers.json.parser", "parameters": {"splitlines": true}},
+        "parser": {"group": "Parser", "module": "intelmq.bots.parsers.json.parser", "parameters": parser},
         "file-output": {"group": "Output", "module": "intelmq.bots.outputs.file.output", "parameters": {"file": OUT}}
     });
     let pipeline = json!({
@@ -48,7 +53,7 @@ fn node_with(module: &str, params: Value) -> TestNode {
 }
 
 /// `extra.n` of every written event, with how often.
-fn written(node: &TestNode) -> BTreeMap<u64, usize> {
+pub(crate) fn written(node: &TestNode) -> BTreeMap<u64, usize> {
     let mut seen = BTreeMap::new();
     for line in node.read(OUT).lines() {
         let ev: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}"));
@@ -61,7 +66,7 @@ fn written(node: &TestNode) -> BTreeMap<u64, usize> {
     seen
 }
 
-fn assert_exactly_once(seen: &BTreeMap<u64, usize>, n: usize) {
+pub(crate) fn assert_exactly_once(seen: &BTreeMap<u64, usize>, n: usize) {
     let dups: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).collect();
     assert!(dups.is_empty(), "duplicated records: {dups:?}");
     assert_eq!(seen.len(), n, "every record arrives: {seen:?}");
@@ -69,7 +74,7 @@ fn assert_exactly_once(seen: &BTreeMap<u64, usize>, n: usize) {
 
 /// Waits until the collector logs that the far side is unavailable, then checks that it still
 /// runs and that its status says it waits.
-fn assert_waiting(daemon: &DaemonNode) {
+pub(crate) fn assert_waiting(daemon: &DaemonNode) {
     wait_for("the collector to report the far side unavailable", Duration::from_secs(20), || {
         daemon.node.read("var/log/collector.log").contains("The far side is unavailable")
     });
@@ -79,12 +84,12 @@ fn assert_waiting(daemon: &DaemonNode) {
     eprintln!("status while waiting: {}", text.stdout.trim());
 }
 
-fn wait_written(daemon: &DaemonNode, n: usize) {
+pub(crate) fn wait_written(daemon: &DaemonNode, n: usize) {
     wait_for(&format!("{n} records written"), Duration::from_secs(30), || written(&daemon.node).len() >= n);
 }
 
 /// Reads an HTTP request head: the request line and the headers (names lowercased).
-fn read_head(r: &mut impl BufRead) -> Option<(String, Vec<(String, String)>)> {
+pub(crate) fn read_head(r: &mut impl BufRead) -> Option<(String, Vec<(String, String)>)> {
     let mut first = String::new();
     if r.read_line(&mut first).ok()? == 0 {
         return None;
@@ -102,6 +107,58 @@ fn read_head(r: &mut impl BufRead) -> Option<(String, Vec<(String, String)>)> {
         }
     }
     Some((first.trim_end().to_string(), headers))
+}
+
+/// What an [`ApiServer`] answers: (method, path with query, Host header, body) -> (status, body).
+type Handler = dyn Fn(&str, &str, &str, &[u8]) -> (u16, String) + Send + Sync;
+
+/// An HTTP/1.1 server the test owns, on a real socket: every request gets the handler's answer
+/// (one request per connection).
+pub(crate) struct ApiServer {
+    pub(crate) addr: SocketAddr,
+    pub(crate) requests: Arc<AtomicUsize>,
+}
+
+impl ApiServer {
+    pub(crate) fn start(
+        handler: impl Fn(&str, &str, &str, &[u8]) -> (u16, String) + Send + Sync + 'static,
+    ) -> ApiServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let requests: Arc<AtomicUsize> = Arc::default();
+        let handler: Arc<Handler> = Arc::new(handler);
+        let count = requests.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let (handler, count) = (handler.clone(), count.clone());
+                std::thread::spawn(move || {
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                    let Ok(clone) = conn.try_clone() else { return };
+                    let mut r = BufReader::new(clone);
+                    let Some((first, headers)) = read_head(&mut r) else { return };
+                    let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+                    let len = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+                    let mut body = vec![0u8; len];
+                    if r.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let mut words = first.split_whitespace();
+                    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let (status, text) = handler(method, path, &header("host").unwrap_or_default(), &body);
+                    let _ = conn.write_all(
+                        format!(
+                            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                            text.len()
+                        )
+                        .as_bytes(),
+                    );
+                });
+            }
+        });
+        ApiServer { addr, requests }
+    }
 }
 
 /// A feed on HTTP with ETags: the body can be replaced; a request with the current ETag gets 304.
@@ -181,14 +238,14 @@ fn http_collector_fetches_changes_only_and_waits_out_an_outage() {
 }
 
 /// A line stream: each connection gets the lines queued for it; `connections` counts them.
-struct StreamServer {
-    addr: SocketAddr,
+pub(crate) struct StreamServer {
+    pub(crate) addr: SocketAddr,
     queue: Arc<Mutex<VecDeque<String>>>,
-    connections: Arc<AtomicUsize>,
+    pub(crate) connections: Arc<AtomicUsize>,
 }
 
 impl StreamServer {
-    fn start() -> StreamServer {
+    pub(crate) fn start() -> StreamServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let queue: Arc<Mutex<VecDeque<String>>> = Arc::default();
@@ -229,7 +286,7 @@ impl StreamServer {
         StreamServer { addr, queue, connections }
     }
 
-    fn push(&self, range: std::ops::Range<usize>) {
+    pub(crate) fn push(&self, range: std::ops::Range<usize>) {
         let mut q = self.queue.lock().expect("lock");
         for n in range {
             q.push_back(record(n) + "\n");
@@ -239,14 +296,18 @@ impl StreamServer {
 
 #[test]
 fn http_stream_collector_reconnects_after_the_stream_goes_away() {
+    stream_outage("intelmq.bots.collectors.http.collector_http_stream", |addr| {
+        json!({"http_url": format!("http://{addr}/stream"), "rate_limit": 0.2, "http_timeout_sec": 5,
+               "http_timeout_max_tries": 1})
+    });
+}
+
+/// A streaming collector (`params` for the stream's address) reads records, the stream goes away,
+/// the collector waits and reconnects, and every record arrives once.
+pub(crate) fn stream_outage(module: &str, params: impl FnOnce(SocketAddr) -> Value) {
     let server = StreamServer::start();
     let proxy = TcpProxy::start(server.addr);
-    let node = node_with(
-        "intelmq.bots.collectors.http.collector_http_stream",
-        json!({"http_url": format!("http://{}/stream", proxy.addr()), "rate_limit": 0.2, "http_timeout_sec": 5,
-               "http_timeout_max_tries": 1}),
-    );
-    let daemon = DaemonNode::start(node);
+    let daemon = DaemonNode::start(node_with(module, params(proxy.addr())));
     server.push(0..5);
     wait_written(&daemon, 5);
 
@@ -393,6 +454,97 @@ fn mail_attach_collector_marks_mails_after_the_commit_and_waits_out_an_outage() 
     assert_exactly_once(&seen, 15);
     assert!(seen.keys().all(|n| *n < 100), "the unrelated mail is not read");
     assert_eq!(server.seen(), vec![1, 3, 4], "the unrelated mail stays unread");
+}
+
+/// A text/plain mail whose body is `body`.
+fn text_mail(subject: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: Feeds <feeds@example.com>\r\nTo: cert@example.org\r\nSubject: {subject}\r\nMessage-ID: <{}@example.com>\r\n\
+         Date: Mon, 01 Jan 2024 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{}",
+        subject.replace(' ', "."),
+        body.replace('\n', "\r\n")
+    )
+    .into_bytes()
+}
+
+#[test]
+fn mail_body_collector_reads_each_mail_once_across_an_outage() {
+    let server = ImapServer::start();
+    server.deliver(text_mail("Feed 1", &records(0..5)));
+    server.deliver(text_mail("Unrelated", &records(100..103)));
+    let proxy = TcpProxy::start(server.addr);
+    let node = node_with(
+        "intelmq.bots.collectors.mail.collector_mail_body",
+        json!({"mail_host": "127.0.0.1", "mail_port": proxy.addr().port(), "mail_user": "intelmq", "mail_password": "secret",
+               "mail_ssl": false, "subject_regex": "^Feed", "content_types": "plain", "rate_limit": 0.3}),
+    );
+    let daemon = DaemonNode::start(node);
+    wait_written(&daemon, 5);
+    wait_for("the mail marked seen", Duration::from_secs(20), || server.seen() == vec![1]);
+
+    proxy.cut();
+    server.deliver(text_mail("Feed 2", &records(5..12)));
+    assert_waiting(&daemon);
+    proxy.restore();
+    wait_written(&daemon, 12);
+    wait_for("the new mail marked seen", Duration::from_secs(20), || server.seen() == vec![1, 3]);
+    std::thread::sleep(Duration::from_millis(800));
+    let seen = written(&daemon.node);
+    assert_exactly_once(&seen, 12);
+    assert!(seen.keys().all(|n| *n < 100), "the unrelated mail is not read");
+    assert_eq!(server.seen(), vec![1, 3], "the unrelated mail stays unread");
+}
+
+#[test]
+fn mail_url_collector_waits_for_the_mailbox_and_the_download() {
+    let files: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
+    let f = files.clone();
+    let web = ApiServer::start(move |_, path, _, _| match f.lock().expect("lock").get(path) {
+        Some(text) => (200, text.clone()),
+        None => (404, String::new()),
+    });
+    let web_proxy = TcpProxy::start(web.addr);
+    let mail = |subject: &str, name: &str| {
+        text_mail(subject, &format!("Your report is ready: http://{}/{name} (valid for a week)\n", web_proxy.addr()))
+    };
+    files.lock().expect("lock").insert("/r1.json".into(), records(0..4));
+    let server = ImapServer::start();
+    server.deliver(mail("Report 1", "r1.json"));
+    let imap_proxy = TcpProxy::start(server.addr);
+    let node = node_with(
+        "intelmq.bots.collectors.mail.collector_mail_url",
+        json!({"mail_host": "127.0.0.1", "mail_port": imap_proxy.addr().port(), "mail_user": "intelmq",
+               "mail_password": "secret", "mail_ssl": false, "subject_regex": "^Report", "url_regex": "http://\\S+",
+               "rate_limit": 0.3, "http_timeout_sec": 3, "http_timeout_max_tries": 1}),
+    );
+    let daemon = DaemonNode::start(node);
+    wait_written(&daemon, 4);
+    wait_for("the mail marked seen", Duration::from_secs(20), || server.seen() == vec![1]);
+
+    // The mailbox goes away.
+    imap_proxy.cut();
+    files.lock().expect("lock").insert("/r2.json".into(), records(4..9));
+    server.deliver(mail("Report 2", "r2.json"));
+    assert_waiting(&daemon);
+    imap_proxy.restore();
+    wait_written(&daemon, 9);
+    wait_for("the second mail marked seen", Duration::from_secs(20), || server.seen() == vec![1, 2]);
+
+    // The download goes away: the mail stays unread until it can be fetched.
+    web_proxy.cut();
+    files.lock().expect("lock").insert("/r3.json".into(), records(9..15));
+    server.deliver(mail("Report 3", "r3.json"));
+    wait_for("the failed download to be logged", Duration::from_secs(20), || {
+        daemon.node.read("var/log/collector.log").contains("left unread for the next run")
+    });
+    assert_eq!(server.seen(), vec![1, 2], "not marked while the download fails");
+    web_proxy.restore();
+    wait_written(&daemon, 15);
+    wait_for("the third mail marked seen", Duration::from_secs(20), || server.seen() == vec![1, 2, 3]);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_exactly_once(&written(&daemon.node), 15);
+    let events = daemon.node.events(OUT);
+    assert_eq!(events[0]["feed.url"], format!("http://{}/r1.json", web_proxy.addr()));
 }
 
 /// A tiny STOMP broker: CONNECT, SUBSCRIBE, MESSAGE, ACK; unacknowledged messages are delivered
@@ -559,47 +711,4 @@ fn rsync_collector_copies_a_local_file_into_a_report() {
     assert_exactly_once(&written(&daemon.node), 7);
     let events = daemon.node.events(OUT);
     assert_eq!(events[0]["feed.name"], "Net Feed");
-}
-
-#[test]
-fn shadowserver_collector_downloads_each_report_once_across_runs() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let lists = Arc::new(AtomicUsize::new(0));
-    let l = lists.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            let Ok(clone) = conn.try_clone() else { continue };
-            let mut r = BufReader::new(clone);
-            let Some((first, headers)) = read_head(&mut r) else { continue };
-            let len =
-                headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
-            let mut body = vec![0u8; len];
-            let _ = r.read_exact(&mut body);
-            let signed = headers.iter().any(|(k, _)| k == "hmac2");
-            let text = if first.starts_with("POST /api2/reports/list") && signed {
-                l.fetch_add(1, Ordering::SeqCst);
-                json!([{"id": "r1", "type": "scan_http", "file": "2024-01-01-scan_http.csv"}]).to_string()
-            } else if first.starts_with("GET /dl/r1") {
-                records(0..4)
-            } else {
-                String::new()
-            };
-            let status = if text.is_empty() { "404 Not Found" } else { "200 OK" };
-            let _ = conn.write_all(
-                format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}", text.len())
-                    .as_bytes(),
-            );
-        }
-    });
-    let node = node_with(
-        "intelmq.bots.collectors.shadowserver.collector_reports_api",
-        json!({"api_key": "KEY", "secret": "SECRET", "api_url": format!("http://{addr}/api2/"),
-               "download_url": format!("http://{addr}/dl/"), "rate_limit": 0.3}),
-    );
-    let daemon = DaemonNode::start(node);
-    wait_written(&daemon, 4);
-    wait_for("three list requests", Duration::from_secs(20), || lists.load(Ordering::SeqCst) >= 3);
-    assert_exactly_once(&written(&daemon.node), 4);
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests with the real `intelmq-node` binary: one module per area.
 
+mod collectors_api;
 mod collectors_net;
 mod config;
 mod control;

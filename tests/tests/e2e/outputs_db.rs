@@ -168,7 +168,7 @@ fn sql_output_fills_the_initdb_schema_and_survives_a_database_outage() {
     let node = node_with(
         "intelmq.bots.outputs.sql.output",
         json!({"engine": "postgresql", "host": "127.0.0.1", "port": proxy.addr().port(), "user": "postgres",
-            "database": db.0, "sslmode": "disable", "connect_timeout": 2}),
+            "database": db.0, "sslmode": "prefer", "connect_timeout": 2}),
         vec![],
     );
     // The schema comes from `intelmq-node initdb`, applied with psql.
@@ -187,6 +187,17 @@ fn sql_output_fills_the_initdb_schema_and_survives_a_database_outage() {
         psql(&db.0, "SELECT extra->>'id' FROM events").lines().filter_map(|l| l.trim().parse().ok()).collect()
     };
     outage(&daemon, &proxy, "out", &ids);
+    if psql("postgres", "SHOW ssl").trim() == "on" {
+        let encrypted = psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+                 WHERE a.application_name = 'intelmq-sql-output' AND a.datname = '{}' AND s.ssl",
+                db.0
+            ),
+        );
+        assert_eq!(encrypted.trim(), "1", "sslmode prefer: the bot's connection is TLS");
+    }
 
     // Rows hold the typed values of the events.
     let row = psql(
@@ -346,14 +357,15 @@ fn amqp_output_and_collector_carry_every_event_once_across_a_broker_outage() {
         "intelmq.bots.outputs.amqptopic.output",
         json!({"connection_host": "127.0.0.1", "connection_port": port, "connection_attempts": 1,
             "exchange_name": exchange, "routing_key": "events.{ev[classification.type]}", "format_routing_key": true,
-            "keep_raw_field": true, "message_with_type": true}),
+            "message_with_type": true}),
         vec![
             (
                 "amqp-in",
-                // accuracy 0: the forwarded events already carry feed.accuracy (see the report).
-                json!({"group": "Collector", "module": "intelmq.bots.collectors.amqp.collector_amqp",
+                // The forwarded events pass as they are: neither this feed's name and accuracy nor a
+                // missing `raw` (the output leaves it out) change them.
+                json!({"group": "Collector", "module": "intelmq.bots.collectors.amqp.collector_amqp", "name": "Relay Feed",
                     "parameters": {"connection_host": "127.0.0.1", "connection_port": port, "connection_attempts": 1,
-                        "queue_name": queue, "expect_intelmq_message": true, "rate_limit": 0.3, "accuracy": 0}}),
+                        "queue_name": queue, "expect_intelmq_message": true, "rate_limit": 0.3, "accuracy": 50}}),
                 json!({"destination-queues": ["file-out-queue"]}),
             ),
             (
@@ -365,16 +377,13 @@ fn amqp_output_and_collector_carry_every_event_once_across_a_broker_outage() {
         ],
     );
     let daemon = DaemonNode::start(node);
-    let ids = || -> Vec<u64> {
-        daemon
-            .node
-            .read("var/lib/bots/file-output/events.txt")
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter_map(|e| id_of(&e))
-            .collect()
-    };
+    let ids = || file_out_ids(&daemon);
     outage(&daemon, &proxy, "out", &ids);
+    let events = daemon.node.events("var/lib/bots/file-output/events.txt");
+    let first = events.iter().find(|e| id_of(e) == Some(0)).expect("event 0");
+    assert_eq!(first["feed.name"], json!("Outage Feed"), "passed on as it is: {first}");
+    assert_eq!(first["feed.accuracy"], json!(100.0), "passed on as it is: {first}");
+    assert!(first.get("raw").is_none(), "no raw added: {first}");
     assert_eq!(link.declare_queue(&queue, true).expect("queue"), 0, "the collector acknowledged everything");
     let _ = link.delete_queue(&queue);
     let _ = link.delete_exchange(&exchange);
@@ -500,4 +509,250 @@ fn elasticsearch_output_bulk_indexes_every_event_once_across_an_outage() {
     let doc = &s.docs.iter().find(|(_, d)| id_of(d) == Some(7)).expect("doc 7").1;
     assert_eq!(doc["source.ip"], json!("10.1.0.7"));
     assert!(doc.get("raw").is_some(), "the document is the whole event (IntelMQ's to_dict)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// STOMP (RabbitMQ's STOMP plugin): stomp output -> queue -> stomp collector -> file output
+
+const STOMP: &str = "127.0.0.1:61613";
+
+/// Whether RabbitMQ's STOMP plugin answers; when it does not and this runs as root next to a
+/// running RabbitMQ, the plugin is enabled (`rabbitmq-plugins enable` does not restart the
+/// broker). Skips with a message otherwise; with INTELMQ_REQUIRE_SERVICES=1 a plugin that exists
+/// but could not be enabled fails the test.
+fn stomp_available() -> bool {
+    let answers = || TcpStream::connect_timeout(&addr(STOMP), Duration::from_secs(2)).is_ok();
+    if answers() {
+        return true;
+    }
+    let root = std::fs::read_to_string("/proc/self/status")
+        .is_ok_and(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")));
+    let listed = Command::new("rabbitmq-plugins")
+        .arg("list")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("rabbitmq_stomp"));
+    if root && listed && TcpStream::connect_timeout(&addr("127.0.0.1:5672"), Duration::from_secs(2)).is_ok() {
+        let enabled = Command::new("rabbitmq-plugins").args(["enable", "rabbitmq_stomp"]).output();
+        eprintln!("enabling rabbitmq_stomp: {enabled:?}");
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(30) && !answers() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if answers() {
+            return true;
+        }
+    }
+    assert!(
+        !(intelmq_tests::services_required() && listed),
+        "RabbitMQ's STOMP plugin exists but does not answer at {STOMP} (INTELMQ_REQUIRE_SERVICES=1)"
+    );
+    eprintln!("skipped: no STOMP at {STOMP} (RabbitMQ's rabbitmq_stomp plugin; enabling it needs root)");
+    false
+}
+
+/// The collector bot that takes the STOMP queue back into the node: stomp collector -> JSON
+/// parser -> file output.
+fn stomp_back(params: Value) -> Vec<(&'static str, Value, Value)> {
+    vec![
+        (
+            "stomp-in",
+            json!({"group": "Collector", "module": "intelmq.bots.collectors.stomp.collector", "parameters": params}),
+            json!({"destination-queues": ["back-parser-queue"]}),
+        ),
+        (
+            "back-parser",
+            json!({"group": "Parser", "module": "intelmq.bots.parsers.json.parser", "parameters": {}}),
+            json!({"source-queue": "back-parser-queue", "destination-queues": ["file-out-queue"]}),
+        ),
+        (
+            "file-out",
+            json!({"group": "Output", "module": "intelmq.bots.outputs.file.output",
+                "parameters": {"file": "var/lib/bots/file-output/events.txt"}}),
+            json!({"source-queue": "file-out-queue"}),
+        ),
+    ]
+}
+
+fn file_out_ids(daemon: &DaemonNode) -> Vec<u64> {
+    daemon
+        .node
+        .read("var/lib/bots/file-output/events.txt")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|e| id_of(&e))
+        .collect()
+}
+
+#[test]
+fn stomp_output_and_collector_carry_every_event_once_across_a_broker_outage() {
+    if !stomp_available() {
+        return;
+    }
+    let queue = format!("/queue/{}", unique("intelmq-e2e-stomp"));
+    let proxy = TcpProxy::start(addr(STOMP));
+    let port = proxy.addr().port();
+    let plain = json!({"server": "127.0.0.1", "port": port, "use_ssl": false, "auth_by_ssl_client_certificate": false,
+        "username": "guest", "password": "guest", "exchange": queue});
+    let mut collector = plain.clone();
+    collector["rate_limit"] = json!(0.2);
+    collector["heartbeat"] = json!(1000);
+    let node = node_with("intelmq.bots.outputs.stomp.output", plain, stomp_back(collector));
+    let daemon = DaemonNode::start(node);
+    let ids = || file_out_ids(&daemon);
+    outage(&daemon, &proxy, "out", &ids);
+    let events = daemon.node.events("var/lib/bots/file-output/events.txt");
+    let first = events.iter().find(|e| id_of(e) == Some(0)).expect("event 0");
+    assert_eq!(first["source.url"], json!("http://host0.example.com/p"));
+}
+
+/// A TLS front the test owns before a plain service: its own CA signs the server certificate
+/// (for 127.0.0.1 and localhost) and the client certificate it demands; the bytes go on in
+/// plain text to `target`.
+struct TlsFront {
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+    /// Handshakes that presented a client certificate.
+    clients: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl TlsFront {
+    fn start(target: SocketAddr) -> TlsFront {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+        let ca_key = KeyPair::generate().expect("key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).expect("CA");
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf = |names: Vec<String>| {
+            let key = KeyPair::generate().expect("key");
+            let cert = CertificateParams::new(names).expect("params").signed_by(&key, &issuer).expect("sign");
+            (cert, key)
+        };
+        let (server_cert, server_key) = leaf(vec!["localhost".into(), "127.0.0.1".into()]);
+        let (client_cert, client_key) = leaf(vec!["intelmq-client".into()]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("write");
+        std::fs::write(dir.path().join("client.pem"), client_cert.pem()).expect("write");
+        std::fs::write(dir.path().join("client.key"), client_key.serialize_pem()).expect("write");
+
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from(ca.der().to_vec())).expect("root");
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .expect("verifier");
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                vec![CertificateDer::from(server_cert.der().to_vec())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+            )
+            .expect("server config");
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let clients: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let counter = clients.clone();
+        std::thread::spawn(move || {
+            for sock in listener.incoming() {
+                let Ok(sock) = sock else { continue };
+                let (config, counter) = (config.clone(), counter.clone());
+                std::thread::spawn(move || tls_front_session(sock, target, config, &counter));
+            }
+        });
+        TlsFront { addr, dir, clients }
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
+/// One connection through the TLS front: the TLS side is read (briefly, under a lock) by this
+/// thread and written by the thread copying from the service.
+fn tls_front_session(
+    sock: TcpStream,
+    target: SocketAddr,
+    config: Arc<rustls::ServerConfig>,
+    clients: &std::sync::atomic::AtomicUsize,
+) {
+    let Ok(conn) = rustls::ServerConnection::new(config) else { return };
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    while tls.conn.is_handshaking() {
+        if tls.conn.complete_io(&mut tls.sock).is_err() {
+            return;
+        }
+    }
+    if tls.conn.peer_certificates().is_some_and(|c| !c.is_empty()) {
+        clients.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    let Ok(upstream) = TcpStream::connect(target) else { return };
+    let Ok(mut from_service) = upstream.try_clone() else { return };
+    let mut to_service = upstream;
+    let _ = tls.sock.set_read_timeout(Some(Duration::from_millis(20)));
+    let tls = Arc::new(Mutex::new(tls));
+    let back = tls.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let n = match from_service.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let Ok(mut tls) = back.lock() else { break };
+            if tls.write_all(&buf[..n]).and_then(|()| tls.flush()).is_err() {
+                break;
+            }
+        }
+        if let Ok(mut tls) = back.lock() {
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+            let _ = tls.sock.shutdown(std::net::Shutdown::Both);
+        }
+    });
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let read = match tls.lock() {
+            Ok(mut tls) => tls.read(&mut buf),
+            Err(_) => break,
+        };
+        match read {
+            Ok(0) => break,
+            Ok(n) => {
+                if to_service.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = to_service.shutdown(std::net::Shutdown::Both);
+}
+
+#[test]
+fn stomp_over_tls_logs_in_with_the_client_certificate() {
+    if !stomp_available() {
+        return;
+    }
+    let queue = format!("/queue/{}", unique("intelmq-e2e-stomps"));
+    let front = TlsFront::start(addr(STOMP));
+    let tls = json!({"server": "127.0.0.1", "port": front.addr.port(), "exchange": queue,
+        "ssl_ca_certificate": front.file("ca.pem"), "auth_by_ssl_client_certificate": true,
+        "ssl_client_certificate": front.file("client.pem"), "ssl_client_certificate_key": front.file("client.key")});
+    let mut collector = tls.clone();
+    collector["rate_limit"] = json!(0.2);
+    let node = node_with("intelmq.bots.outputs.stomp.output", tls, stomp_back(collector));
+    let daemon = DaemonNode::start(node);
+    feed(daemon.root(), 0..30);
+    wait_for("30 events through STOMP over TLS", Duration::from_secs(30), || file_out_ids(&daemon).len() >= 30);
+    std::thread::sleep(Duration::from_millis(300));
+    let got: BTreeSet<u64> = file_out_ids(&daemon).into_iter().collect();
+    assert_eq!(got, (0..30).collect::<BTreeSet<u64>>());
+    assert_eq!(file_out_ids(&daemon).len(), 30, "no duplicates");
+    assert!(front.clients.load(std::sync::atomic::Ordering::SeqCst) >= 2, "both bots showed the client certificate");
 }

@@ -443,3 +443,54 @@ fn udp_and_file_outputs_through_a_node() {
         "{rpz}"
     );
 }
+
+/// `stats --json` entry of `bot`.
+fn stats_of(daemon: &DaemonNode, bot: &str) -> Value {
+    let stats = daemon.ctl().run(&["--json", "stats"]).json();
+    stats["bots"].as_array().into_iter().flatten().find(|b| b["bot_id"] == bot).cloned().unwrap_or(Value::Null)
+}
+
+#[test]
+fn touch_output_waits_for_its_file_and_blackhole_takes_everything() {
+    let node = node_with(
+        json!({
+            "touch-out": {"group": "Output", "module": "intelmq.bots.outputs.touch.output",
+                "parameters": {"path": "var/lib/touched"}},
+            "blackhole-out": {"group": "Output", "module": "intelmq.bots.outputs.blackhole.output", "parameters": {}}
+        }),
+        json!({
+            "touch-out": {"source-queue": "touch-queue"},
+            "blackhole-out": {"source-queue": "blackhole-queue"}
+        }),
+    );
+    let file = node.root().join("var/lib/touched");
+    node.write("var/lib/touched", "");
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let set_old = || std::fs::File::options().write(true).open(&file).expect("open").set_modified(old).expect("mtime");
+    set_old();
+    let touched =
+        || std::fs::metadata(&file).and_then(|m| m.modified()).is_ok_and(|t| t > old + Duration::from_secs(1800));
+    let daemon = DaemonNode::start(node);
+    let drained = |bot: &str| {
+        let s = stats_of(&daemon, bot);
+        s["queue_size"] == 0 && s["dumped"] == 0
+    };
+    inject(&daemon, "touch-queue", 0..5);
+    inject(&daemon, "blackhole-queue", 0..5);
+    wait_for("the file touched", Duration::from_secs(20), touched);
+    wait_for("both inboxes drained", Duration::from_secs(20), || drained("touch-out") && drained("blackhole-out"));
+
+    // The file goes away: the events wait in the inbox.
+    std::fs::remove_file(&file).expect("remove");
+    inject(&daemon, "touch-queue", 5..10);
+    inject(&daemon, "blackhole-queue", 5..12);
+    assert_waiting(&daemon, "touch-out");
+    assert!(stats_of(&daemon, "touch-out")["queue_size"].as_u64().unwrap_or(0) > 0, "the events wait");
+    std::fs::write(&file, "").expect("recreate");
+    set_old();
+    wait_for("the file touched again", Duration::from_secs(30), touched);
+    wait_for("both inboxes drained", Duration::from_secs(30), || drained("touch-out") && drained("blackhole-out"));
+    assert_eq!(stats_of(&daemon, "blackhole-out")["received"], 12, "every event taken once");
+    let dumps = daemon.ctl().run(&["--json", "dump", "list"]);
+    assert!(!dumps.stdout.contains("touch-out"), "nothing dumped: {dumps:?}");
+}

@@ -1,11 +1,13 @@
 //! Output bots: deliver Events to the outside. Pure: no actix, tokio or RocksDB.
 
 pub mod amqptopic;
+pub mod delivered;
 pub mod elasticsearch;
 pub mod file;
 pub mod mqtt;
 pub mod redis;
 pub mod sql;
+pub mod tls;
 // mods:outputs-db
 pub mod blackhole;
 pub mod bro_file;
@@ -13,6 +15,7 @@ pub mod files;
 pub mod restapi;
 pub mod rpz_file;
 pub mod smtp;
+pub mod stomp;
 pub mod tcp;
 pub mod templated_smtp;
 pub mod touch;

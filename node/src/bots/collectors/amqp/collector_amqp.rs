@@ -1,7 +1,8 @@
 //! `intelmq.bots.collectors.amqp.collector_amqp`: takes the messages waiting in an AMQP queue
 //! (RabbitMQ). Each message body becomes a Report with `raw` = the body; with
 //! `expect_intelmq_message` the body is an IntelMQ message (wire JSON with `__type`) and is
-//! forwarded as it is.
+//! forwarded as it is: no feed fields are added and no `raw` is required (IntelMQ sends it with
+//! `auto_add=False`; it does drop an event without `raw`, which is passed on here).
 //!
 //! Delivery: one run takes up to [`MAX_PER_RUN`] messages (`basic.get`, unacknowledged) and
 //! emits them; the broker messages are acknowledged in `committed()`, after the node has committed
@@ -224,6 +225,10 @@ impl CollectorBot for AmqpCollectorBot {
         let mut rejected = Vec::new();
         for (tag, body) in taken {
             match self.message(&body, ctx)? {
+                Some(msg) if self.expect_intelmq_message => {
+                    out.send_unchanged(msg);
+                    self.pending = Some(tag);
+                }
                 Some(msg) => {
                     out.send(msg);
                     self.pending = Some(tag);
@@ -343,7 +348,7 @@ mod tests {
         link.declare_queue(queue, false).unwrap()
     }
 
-    fn run(bot: &mut AmqpCollectorBot, commit: bool) -> Vec<Message> {
+    fn run(bot: &mut AmqpCollectorBot, commit: bool) -> CollectorOutput {
         let h = harmonization();
         let mut state = MemoryState::default();
         let mut log = MemoryLog::default();
@@ -364,7 +369,7 @@ mod tests {
                 bot.committed(&mut ctx).unwrap();
             }
         });
-        out.reports
+        out
     }
 
     #[test]
@@ -383,13 +388,13 @@ mod tests {
         let params = json!({"queue_name": queue});
         let mut bot = AmqpCollectorBot::build(serde_json::from_value(params).unwrap()).unwrap();
         // A run whose commit never happens: the messages come again.
-        let first = run(&mut bot, false);
+        let first = run(&mut bot, false).reports;
         assert_eq!(first.len(), 2);
-        let again = run(&mut bot, true);
+        let again = run(&mut bot, true).reports;
         let raws: Vec<Vec<u8>> = again.iter().map(|r| r.raw_bytes().unwrap()).collect();
         assert_eq!(raws, vec![b"line one".to_vec(), b"line two".to_vec()]);
         assert_eq!(count(&mut link, &queue), 0, "acknowledged after the commit");
-        assert!(run(&mut bot, true).is_empty());
+        assert!(run(&mut bot, true).reports.is_empty());
         link.delete_queue(&queue).unwrap();
     }
 
@@ -404,7 +409,9 @@ mod tests {
         publish(&mut link, &queue, &[wire, b"not json"]);
         let params = json!({"queue_name": queue, "expect_intelmq_message": "true"});
         let mut bot = AmqpCollectorBot::build(serde_json::from_value(params).unwrap()).unwrap();
-        let got = run(&mut bot, true);
+        let out = run(&mut bot, true);
+        assert!(out.reports.is_empty(), "no report is made of them");
+        let got = out.unchanged;
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].kind(), crate::message::MessageKind::Event);
         assert_eq!(got[0].get_str("source.ip"), Some("192.0.2.1"));

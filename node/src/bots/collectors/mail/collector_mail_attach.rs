@@ -190,11 +190,16 @@ mod tests {
     }
 
     #[test]
-    fn unreachable_server_is_unavailable_and_tls_is_refused() {
+    fn unreachable_server_is_unavailable_and_tls_is_the_default() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut b = bot(port, json!({}));
         assert!(matches!(collect(&mut b, &mut MemoryState::default()).0, Err(BotError::Unavailable(_))));
-        let err = MailAttachCollectorBot::build(MailAttachCollectorParams::default()).err().unwrap();
-        assert_eq!(err.key, "mail_ssl");
+        let b = MailAttachCollectorBot::build(MailAttachCollectorParams::default()).ok().unwrap();
+        assert_eq!(b.mailbox.settings.port, 993, "IMAPS");
+        let p =
+            MailAttachCollectorParams { ssl_ca_certificate: Some("/nonexistent/ca.pem".into()), ..Default::default() };
+        let err = MailAttachCollectorBot::build(p).err().unwrap();
+        assert_eq!(err.key, "ssl_ca_certificate");
+        assert!(err.reason.contains("/nonexistent/ca.pem"), "{err}");
     }
 }

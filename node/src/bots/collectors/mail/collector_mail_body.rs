@@ -15,7 +15,8 @@ mail_params! {
     pub struct MailBodyCollectorParams {
         /// `content_types`: body types to collect, `plain` and/or `html` (true/false/null = both; list or comma string); default ["plain", "html"].
         pub content_types: Value = serde_json::json!(["plain", "html"]),
-        /// `http_verify_cert`: check the IMAP server's certificate (no TLS here); default true.
+        /// `http_verify_cert`: accepted (the IMAP server's certificate is checked against
+        /// `ssl_ca_certificate` or the system's CAs); default true.
         pub http_verify_cert: VerifyCert = VerifyCert::Bool(true),
     }
 }

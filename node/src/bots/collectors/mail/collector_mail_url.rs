@@ -24,13 +24,13 @@ http_params! {
         /// `mail_password`: the IMAP password; default "<password>".
         #[serde(deserialize_with = "de::string")]
         pub mail_password: String = "<password>".to_string(),
-        /// `mail_ssl`: IMAP over TLS (refused here: no TLS; set false); default true.
+        /// `mail_ssl`: IMAP over TLS; default true.
         #[serde(deserialize_with = "de::bool")]
         pub mail_ssl: bool = true,
         /// `mail_port`: the IMAP port; default null (143, or 993 with TLS).
         #[serde(deserialize_with = "de::opt_u16")]
         pub mail_port: Option<u16> = None,
-        /// `mail_starttls`: STARTTLS (refused here: no TLS); default false.
+        /// `mail_starttls`: STARTTLS on a plain connection (when `mail_ssl` is false); default false.
         #[serde(deserialize_with = "de::bool")]
         pub mail_starttls: bool = false,
         /// `folder`: the folder to read; default "INBOX".
@@ -45,7 +45,8 @@ http_params! {
         /// `sent_to`: only mails to this recipient; default null.
         #[serde(deserialize_with = "de::opt_string")]
         pub sent_to: Option<String> = None,
-        /// `ssl_ca_certificate`: CA file of the IMAP TLS connection (unused: no TLS); default null.
+        /// `ssl_ca_certificate`: CA file (PEM) the IMAP server's certificate is verified against
+        /// (null: the system's CAs); default null.
         #[serde(deserialize_with = "de::opt_string")]
         pub ssl_ca_certificate: Option<String> = None,
         /// `url_regex`: the URL to download (first match in each plain body); default "http://".
@@ -88,6 +89,7 @@ impl BuildBot for MailUrlCollectorBot {
             p.subject_regex.as_deref(),
             p.sent_from.as_deref(),
             p.sent_to.as_deref(),
+            p.ssl_ca_certificate.as_deref(),
         )?;
         let url_regex = regex::Regex::new(&p.url_regex).map_err(|e| ParamError::new("url_regex", e.to_string()))?;
         let chunk_size =

@@ -1,10 +1,23 @@
-//! A minimal IMAP4rev1 client (RFC 3501) for the mail collectors, over plain TCP: LOGIN, SELECT,
-//! UID SEARCH, UID FETCH BODY.PEEK[], UID STORE +FLAGS (\Seen), LOGOUT. Responses are read line
-//! by line with `{n}` literals; only what the collectors need is interpreted.
+//! A minimal IMAP4rev1 client (RFC 3501) for the mail collectors, over plain TCP, TLS from the
+//! start (IMAPS) or STARTTLS: LOGIN, SELECT, UID SEARCH, UID FETCH BODY.PEEK[], UID STORE +FLAGS
+//! (\Seen), LOGOUT. Responses are read line by line with `{n}` literals; only what the
+//! collectors need is interpreted.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::bots::outputs::tls::Stream;
+
+/// How the connection is encrypted.
+#[derive(Clone, Debug)]
+pub enum ImapTls {
+    Plain,
+    /// TLS from the start (IMAPS, port 993).
+    Implicit(Arc<rustls::ClientConfig>),
+    /// `STARTTLS` after the greeting.
+    StartTls(Arc<rustls::ClientConfig>),
+}
 
 /// What went wrong talking to the IMAP server.
 #[derive(Debug, thiserror::Error)]
@@ -30,8 +43,8 @@ pub struct Untagged {
 /// An open, greeted IMAP connection.
 pub struct Imap {
     server: String,
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    /// The connection (written through `get_mut`).
+    reader: BufReader<Stream>,
     tag: u32,
 }
 
@@ -44,34 +57,31 @@ pub fn quote(s: &str) -> Result<String, String> {
 }
 
 impl Imap {
-    /// Connects and reads the greeting.
-    pub fn connect(host: &str, port: u16, timeout: Duration) -> Result<Imap, ImapError> {
+    /// Connects (with TLS as `tls` says) and reads the greeting.
+    pub fn connect(host: &str, port: u16, timeout: Duration, tls: &ImapTls) -> Result<Imap, ImapError> {
         let server = format!("{host}:{port}");
         let io = |e: std::io::Error| ImapError::Io { server: server.clone(), reason: e.to_string() };
-        let addrs: Vec<_> = (host, port).to_socket_addrs().map_err(io)?.collect();
-        let mut last = None;
-        let mut stream = None;
-        for addr in addrs {
-            match TcpStream::connect_timeout(&addr, timeout) {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => last = Some(e),
-            }
+        let mut stream = Stream::connect(host, port, timeout).map_err(io)?;
+        if let ImapTls::Implicit(config) = tls {
+            stream = stream.start_tls(host, config.clone()).map_err(io)?;
         }
-        let stream = stream.ok_or_else(|| {
-            io(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address")))
-        })?;
-        stream.set_read_timeout(Some(timeout)).map_err(io)?;
-        stream.set_write_timeout(Some(timeout)).map_err(io)?;
-        let writer = stream.try_clone().map_err(io)?;
-        let mut imap = Imap { server: server.clone(), reader: BufReader::new(stream), writer, tag: 0 };
+        let mut imap = Imap { server: server.clone(), reader: BufReader::new(stream), tag: 0 };
         let (greeting, _) = imap.read_logical_line()?;
         if !greeting.starts_with("* OK") && !greeting.starts_with("* PREAUTH") {
             return Err(ImapError::Protocol { server, reason: format!("greeting {greeting:?}") });
         }
+        if let ImapTls::StartTls(config) = tls {
+            imap.command("STARTTLS")?;
+            let Imap { server, reader, tag } = imap;
+            let stream = reader.into_inner().start_tls(host, config.clone()).map_err(io)?;
+            imap = Imap { server, reader: BufReader::new(stream), tag };
+        }
         Ok(imap)
+    }
+
+    /// Whether the connection is encrypted.
+    pub fn is_tls(&self) -> bool {
+        self.reader.get_ref().is_tls()
     }
 
     fn io(&self, e: std::io::Error) -> ImapError {
@@ -116,8 +126,9 @@ impl Imap {
     pub fn command(&mut self, command: &str) -> Result<Vec<Untagged>, ImapError> {
         self.tag += 1;
         let tag = format!("a{}", self.tag);
-        self.writer.write_all(format!("{tag} {command}\r\n").as_bytes()).map_err(|e| self.io(e))?;
-        self.writer.flush().map_err(|e| self.io(e))?;
+        let writer = self.reader.get_mut();
+        let sent = writer.write_all(format!("{tag} {command}\r\n").as_bytes()).and_then(|()| writer.flush());
+        sent.map_err(|e| self.io(e))?;
         let shown = if command.starts_with("LOGIN ") { "LOGIN ..." } else { command };
         let mut untagged = Vec::new();
         loop {

@@ -8,15 +8,19 @@
 //! same commit as the reports, so a mail whose marking failed (connection lost, crash) is marked
 //! on the next run without being emitted twice. IntelMQ marks right after sending.
 //!
-//! There is no TLS for IMAP here: `mail_ssl` (IntelMQ's default true) and `mail_starttls` are
-//! refused with a message saying so; plain IMAP (`mail_ssl: false`, port 143) works.
+//! TLS: `mail_ssl` (IntelMQ's default) is IMAP over TLS (port 993 unless `mail_port` says
+//! otherwise), `mail_starttls` upgrades a plain connection (port 143); the server's certificate
+//! is verified against `ssl_ca_certificate` when given, else against the system's CAs (as imbox
+//! does with its default SSL context).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use regex::Regex;
 use serde_json::Value;
 
-use super::imap::{quote, Imap, ImapError};
+use super::imap::{quote, Imap, ImapError, ImapTls};
+use crate::bots::outputs::tls::{config_for, TlsOptions, Verify};
 use crate::bots::{BotError, Context, Level, ParamError};
 use crate::message::Message;
 
@@ -42,13 +46,13 @@ macro_rules! mail_params {
             /// `mail_password`: the IMAP password; default "<password>".
             #[serde(deserialize_with = "crate::bots::collectors::http::mixin::de::string")]
             pub mail_password: String,
-            /// `mail_ssl`: IMAP over TLS (refused here: no TLS; set false); default true.
+            /// `mail_ssl`: IMAP over TLS; default true.
             #[serde(deserialize_with = "crate::bots::collectors::http::mixin::de::bool")]
             pub mail_ssl: bool,
             /// `mail_port`: the IMAP port; default null (143, or 993 with TLS).
             #[serde(deserialize_with = "crate::bots::collectors::http::mixin::de::opt_u16")]
             pub mail_port: Option<u16>,
-            /// `mail_starttls`: STARTTLS (refused here: no TLS); default false.
+            /// `mail_starttls`: STARTTLS on a plain connection (when `mail_ssl` is false); default false.
             #[serde(deserialize_with = "crate::bots::collectors::http::mixin::de::bool")]
             pub mail_starttls: bool,
             /// `folder`: the folder to read; default "INBOX".
@@ -63,7 +67,8 @@ macro_rules! mail_params {
             /// `sent_to`: only mails to this recipient (IMAP SEARCH TO); default null.
             #[serde(deserialize_with = "crate::bots::collectors::http::mixin::de::opt_string")]
             pub sent_to: Option<String>,
-            /// `ssl_ca_certificate`: CA file of the IMAP TLS connection (unused: no TLS); default null.
+            /// `ssl_ca_certificate`: CA file (PEM) the IMAP server's certificate is verified against
+            /// (null: the system's CAs); default null.
             #[serde(deserialize_with = "crate::bots::collectors::http::mixin::de::opt_string")]
             pub ssl_ca_certificate: Option<String>,
             /// `rate_limit`: the fetch interval in seconds, applied by the runtime; default 60.
@@ -106,6 +111,7 @@ macro_rules! mail_params {
                     self.subject_regex.as_deref(),
                     self.sent_from.as_deref(),
                     self.sent_to.as_deref(),
+                    self.ssl_ca_certificate.as_deref(),
                 )
             }
         }
@@ -125,6 +131,8 @@ pub struct MailSettings {
     pub sent_from: Option<String>,
     pub sent_to: Option<String>,
     pub timeout: Duration,
+    /// The encryption, or why TLS cannot be used (no CA certificates on the system).
+    pub tls: Result<ImapTls, String>,
 }
 
 impl MailSettings {
@@ -140,19 +148,24 @@ impl MailSettings {
         subject_regex: Option<&str>,
         sent_from: Option<&str>,
         sent_to: Option<&str>,
+        ca_file: Option<&str>,
     ) -> Result<MailSettings, ParamError> {
-        if ssl {
-            return Err(ParamError::new(
-                "mail_ssl",
-                "IMAP over TLS is not available in intelmq-rs; set mail_ssl to false to read over plain IMAP (port 143)",
-            ));
-        }
-        if starttls {
-            return Err(ParamError::new(
-                "mail_starttls",
-                "STARTTLS is not available in intelmq-rs; set mail_starttls to false to read over plain IMAP",
-            ));
-        }
+        let tls = if ssl || starttls {
+            let options = TlsOptions {
+                verify: Verify::Full,
+                ca_file: ca_file.filter(|f| !f.is_empty()).map(PathBuf::from),
+                client_cert: None,
+            };
+            config_for(&options, "ssl_ca_certificate")?.map(|config| {
+                if ssl {
+                    ImapTls::Implicit(config)
+                } else {
+                    ImapTls::StartTls(config)
+                }
+            })
+        } else {
+            Ok(ImapTls::Plain)
+        };
         if host.is_empty() {
             return Err(ParamError::new("mail_host", "no IMAP server given"));
         }
@@ -170,7 +183,7 @@ impl MailSettings {
         };
         Ok(MailSettings {
             host: host.to_string(),
-            port: port.unwrap_or(143),
+            port: port.unwrap_or(if ssl { 993 } else { 143 }),
             user: user.to_string(),
             password: password.to_string(),
             folder: folder.to_string(),
@@ -178,6 +191,7 @@ impl MailSettings {
             sent_from: sent_from.map(str::to_string),
             sent_to: sent_to.map(str::to_string),
             timeout: Duration::from_secs(30),
+            tls,
         })
     }
 }
@@ -298,7 +312,8 @@ impl Mailbox {
     fn open(&mut self) -> Result<&mut Imap, BotError> {
         if self.conn.is_none() {
             let s = &self.settings;
-            let mut imap = Imap::connect(&s.host, s.port, s.timeout).map_err(imap_error)?;
+            let tls = s.tls.as_ref().map_err(|e| BotError::Fatal(format!("imap server {}:{}: {e}", s.host, s.port)))?;
+            let mut imap = Imap::connect(&s.host, s.port, s.timeout, tls).map_err(imap_error)?;
             imap.login(&s.user, &s.password).map_err(imap_error)?;
             self.uidvalidity = imap.select(&s.folder).map_err(imap_error)?;
             self.conn = Some(imap);
@@ -424,9 +439,17 @@ fn fold_subject(subject: &str) -> String {
 pub(crate) mod test_imap {
     //! A small IMAP4rev1 server for the mail collector tests (real sockets, std::net).
 
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
     use std::sync::{Arc, Mutex};
+
+    use crate::bots::outputs::tls::test_support;
+
+    trait Rw: Read + Write + Send {}
+    impl<T: Read + Write + Send> Rw for T {}
+
+    /// The server's TLS: its configuration and whether TLS starts at once (else on STARTTLS).
+    type Tls = Option<(Arc<rustls::ServerConfig>, bool)>;
 
     #[derive(Clone, Debug)]
     pub struct StoredMail {
@@ -443,6 +466,17 @@ pub(crate) mod test_imap {
 
     impl TestImap {
         pub fn start(mails: Vec<Vec<u8>>) -> TestImap {
+            Self::start_with(mails, None)
+        }
+
+        /// A server with TLS from the start (`implicit`) or on STARTTLS; also returns the PEM of
+        /// its certificate.
+        pub fn start_tls(mails: Vec<Vec<u8>>, implicit: bool) -> (TestImap, String) {
+            let (pem, config) = test_support::server();
+            (Self::start_with(mails, Some((config, implicit))), pem)
+        }
+
+        fn start_with(mails: Vec<Vec<u8>>, tls: Tls) -> TestImap {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let port = listener.local_addr().unwrap().port();
             let mails = Arc::new(Mutex::new(
@@ -457,8 +491,8 @@ pub(crate) mod test_imap {
             std::thread::spawn(move || {
                 for conn in listener.incoming() {
                     let Ok(conn) = conn else { continue };
-                    let (m, c) = (m.clone(), c.clone());
-                    std::thread::spawn(move || serve(conn, m, c));
+                    let (m, c, tls) = (m.clone(), c.clone(), tls.clone());
+                    std::thread::spawn(move || serve(conn, m, c, tls));
                 }
             });
             TestImap { port, mails, commands }
@@ -478,10 +512,20 @@ pub(crate) mod test_imap {
             .unwrap_or_default()
     }
 
-    fn serve(conn: std::net::TcpStream, mails: Arc<Mutex<Vec<StoredMail>>>, commands: Arc<Mutex<Vec<String>>>) {
-        let mut w = conn.try_clone().unwrap();
-        let mut r = BufReader::new(conn);
-        let _ = w.write_all(b"* OK test IMAP4rev1 ready\r\n");
+    fn serve(
+        conn: std::net::TcpStream,
+        mails: Arc<Mutex<Vec<StoredMail>>>,
+        commands: Arc<Mutex<Vec<String>>>,
+        tls: Tls,
+    ) {
+        let raw = conn.try_clone().unwrap();
+        let tls_stream = |sock: &std::net::TcpStream| -> Box<dyn Rw> {
+            Box::new(test_support::accept(sock.try_clone().unwrap(), &tls.as_ref().unwrap().0))
+        };
+        let implicit = tls.as_ref().is_some_and(|t| t.1);
+        let mut r: BufReader<Box<dyn Rw>> =
+            BufReader::new(if implicit { tls_stream(&raw) } else { Box::new(conn) as Box<dyn Rw> });
+        let _ = r.get_mut().write_all(b"* OK test IMAP4rev1 ready\r\n");
         loop {
             let mut line = String::new();
             if r.read_line(&mut line).unwrap_or(0) == 0 {
@@ -492,7 +536,11 @@ pub(crate) mod test_imap {
             let (tag, rest) = line.split_once(' ').unwrap_or((&line, ""));
             let upper = rest.to_ascii_uppercase();
             let mut out: Vec<u8> = Vec::new();
-            if upper.starts_with("LOGIN") {
+            if upper == "STARTTLS" && tls.is_some() {
+                let _ = r.get_mut().write_all(format!("{tag} OK begin TLS\r\n").as_bytes());
+                r = BufReader::new(tls_stream(&raw));
+                continue;
+            } else if upper.starts_with("LOGIN") {
                 if rest.contains("\"wrong\"") {
                     out.extend(format!("{tag} NO [AUTHENTICATIONFAILED] invalid credentials\r\n").as_bytes());
                 } else {
@@ -539,12 +587,13 @@ pub(crate) mod test_imap {
                 }
                 out.extend(format!("{tag} OK STORE completed\r\n").as_bytes());
             } else if upper.starts_with("LOGOUT") {
-                let _ = w.write_all(format!("* BYE logging out\r\n{tag} OK LOGOUT completed\r\n").as_bytes());
+                let bye = format!("* BYE logging out\r\n{tag} OK LOGOUT completed\r\n");
+                let _ = r.get_mut().write_all(bye.as_bytes());
                 return;
             } else {
                 out.extend(format!("{tag} BAD unknown command\r\n").as_bytes());
             }
-            if w.write_all(&out).is_err() {
+            if r.get_mut().write_all(&out).and_then(|()| r.get_mut().flush()).is_err() {
                 return;
             }
         }
@@ -584,6 +633,7 @@ pub(crate) mod test_imap {
 mod tests {
     use super::test_imap::*;
     use super::*;
+    use crate::bots::outputs::tls::test_support;
 
     #[test]
     fn mime_parts_are_read_like_imbox() {
@@ -611,13 +661,39 @@ mod tests {
         assert_eq!(fold_subject("plain"), "plain");
     }
 
+    /// Logs in over `tls` and reads the unread UIDs.
+    fn unread_over(port: u16, tls: &ImapTls) -> Result<(bool, Vec<u32>), ImapError> {
+        let mut imap = Imap::connect("127.0.0.1", port, Duration::from_secs(5), tls)?;
+        imap.login("user", "secret")?;
+        imap.select("INBOX")?;
+        let uids = imap.uid_search("UNSEEN")?;
+        let encrypted = imap.is_tls();
+        imap.logout();
+        Ok((encrypted, uids))
+    }
+
     #[test]
-    fn tls_is_refused_with_a_clear_message() {
-        let err = MailSettings::new("h", "u", "p", true, None, false, "INBOX", None, None, None).unwrap_err();
-        assert_eq!(err.key, "mail_ssl");
-        assert!(err.reason.contains("mail_ssl to false"));
-        let err = MailSettings::new("h", "u", "p", false, None, true, "INBOX", None, None, None).unwrap_err();
-        assert_eq!(err.key, "mail_starttls");
+    fn imaps_and_starttls_verify_the_server_against_the_ca_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for implicit in [true, false] {
+            let (server, pem) =
+                TestImap::start_tls(vec![mail_with_attachment("one", "a@example.com", "1.csv", b"1")], implicit);
+            let ca = dir.path().join("ca.pem");
+            // The TLS settings of a mailbox trusting the certificate `pem` only.
+            let trusting = |pem: &str| {
+                std::fs::write(&ca, pem).unwrap();
+                let (port, ca) = (Some(server.port), ca.to_str());
+                let s =
+                    MailSettings::new("127.0.0.1", "u", "p", implicit, port, !implicit, "INBOX", None, None, None, ca);
+                s.unwrap().tls.unwrap()
+            };
+            assert_eq!(unread_over(server.port, &trusting(&pem)).unwrap(), (true, vec![1]), "implicit: {implicit}");
+            let logins = server.commands.lock().unwrap().iter().filter(|c| c.contains("LOGIN")).count();
+            assert_eq!(logins, 1);
+            // A certificate the CA file does not hold is refused.
+            let err = unread_over(server.port, &trusting(&test_support::server().0)).unwrap_err();
+            assert!(matches!(&err, ImapError::Io { reason, .. } if reason.contains("TLS handshake")), "{err}");
+        }
     }
 
     #[test]
@@ -626,7 +702,7 @@ mod tests {
             mail_with_attachment("one", "a@example.com", "1.csv", b"1"),
             mail_with_attachment("two", "b@example.com", "2.csv", b"2"),
         ]);
-        let mut imap = Imap::connect("127.0.0.1", server.port, Duration::from_secs(5)).unwrap();
+        let mut imap = Imap::connect("127.0.0.1", server.port, Duration::from_secs(5), &ImapTls::Plain).unwrap();
         imap.login("user", "pa\"ss").unwrap();
         assert_eq!(imap.select("INBOX").unwrap(), 7);
         assert_eq!(imap.uid_search("UNSEEN").unwrap(), vec![1, 2]);
@@ -637,7 +713,7 @@ mod tests {
         assert_eq!(imap.uid_search("UNSEEN").unwrap(), vec![1]);
         imap.logout();
         assert!(server.commands.lock().unwrap().iter().any(|c| c.contains("LOGIN \"user\" \"pa\\\"ss\"")));
-        let mut bad = Imap::connect("127.0.0.1", server.port, Duration::from_secs(5)).unwrap();
+        let mut bad = Imap::connect("127.0.0.1", server.port, Duration::from_secs(5), &ImapTls::Plain).unwrap();
         assert!(matches!(bad.login("u", "wrong"), Err(ImapError::Refused { .. })));
     }
 }

@@ -1,26 +1,28 @@
 //! `intelmq.bots.collectors.stomp.collector`: subscribes to `exchange` on a STOMP broker (STOMP
-//! 1.2 over TCP, our own client: CONNECT, SUBSCRIBE with `ack:client-individual`, ACK); each
-//! MESSAGE body, right-stripped, becomes a Report with `feed.url` = `stomp://server:port/exchange`.
+//! 1.2, our own client in [`super::client`]: CONNECT, SUBSCRIBE with `ack:client-individual`,
+//! ACK); each MESSAGE body, right-stripped, becomes a Report with `feed.url` =
+//! `stomp://server:port/exchange`.
+//!
+//! TLS as IntelMQ: the broker's certificate is verified against `ssl_ca_certificate`, and with
+//! `auth_by_ssl_client_certificate` the bot logs in with `ssl_client_certificate` and its key
+//! instead of `username`/`password`. The extra parameter `use_ssl` (default true, as IntelMQ
+//! always uses TLS) set to false connects over plain TCP (e.g. RabbitMQ's STOMP plugin on 61613).
 //!
 //! Differences from IntelMQ: messages are acknowledged in `committed()`, after their reports are
 //! safe (IntelMQ subscribes with `ack:auto`), so a crash or a lost connection before the commit
 //! makes the broker deliver them again (at-least-once). The connection lives in the bot between
-//! runs: a reader thread takes the frames, answers heart-beats and hands the messages over; each
-//! run takes what has arrived, so the documented `rate_limit` default is 1 s (IntelMQ's STOMP
-//! collector sleeps 1 s between empty runs). IntelMQ always uses TLS; there is no TLS here, so the
-//! extra parameter `use_ssl` (default true, as IntelMQ behaves) must be set to false and the
-//! broker reached over plain TCP (RabbitMQ's STOMP plugin listens on 61613), with
-//! `auth_by_ssl_client_certificate: false` and `username`/`password`.
+//! runs: a thread owns it, takes the frames, sends heart-beats and acknowledgements and hands the
+//! messages over; each run takes what has arrived, so the documented `rate_limit` default is 1 s
+//! (IntelMQ's STOMP collector sleeps 1 s between empty runs).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, TryRecvError};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::client::{stomp_settings, Frame, StompConn, StompError, StompSettings};
 use crate::bots::collectors::http::mixin::{self, de};
 use crate::bots::registry::BuildBot;
 use crate::bots::{BotError, CollectorBot, CollectorOutput, Context, Level, ParamError};
@@ -41,16 +43,17 @@ pub struct StompCollectorParams {
     /// `heartbeat`: heart-beat interval in milliseconds, both ways (0 = none); default 6000.
     #[serde(deserialize_with = "de::u32")]
     pub heartbeat: u32,
-    /// `ssl_ca_certificate`: CA file of the TLS connection (unused: no TLS); default "ca.pem".
+    /// `ssl_ca_certificate`: CA file (PEM) the broker's certificate is verified against ("": the
+    /// system's CAs); default "ca.pem".
     #[serde(deserialize_with = "de::string")]
     pub ssl_ca_certificate: String,
     /// `auth_by_ssl_client_certificate`: log in with a TLS client certificate (needs TLS); default true.
     #[serde(deserialize_with = "de::bool")]
     pub auth_by_ssl_client_certificate: bool,
-    /// `ssl_client_certificate`: the client certificate (unused: no TLS); default "client.pem".
+    /// `ssl_client_certificate`: the client certificate (PEM); default "client.pem".
     #[serde(deserialize_with = "de::string")]
     pub ssl_client_certificate: String,
-    /// `ssl_client_certificate_key`: its key (unused: no TLS); default "client.key".
+    /// `ssl_client_certificate_key`: its key (PEM); default "client.key".
     #[serde(deserialize_with = "de::string")]
     pub ssl_client_certificate_key: String,
     /// `username`: STOMP login without client certificate; default "guest".
@@ -59,9 +62,12 @@ pub struct StompCollectorParams {
     /// `password`: STOMP passcode; default "guest".
     #[serde(deserialize_with = "de::string")]
     pub password: String,
-    /// `use_ssl`: connect with TLS as IntelMQ does (refused here: no TLS; set false); default true (ours).
+    /// `use_ssl`: connect with TLS as IntelMQ always does (false: plain TCP); default true (ours).
     #[serde(deserialize_with = "de::bool")]
     pub use_ssl: bool,
+    /// `vhost`: the `host` header of CONNECT, RabbitMQ's virtual host (ours); default "/".
+    #[serde(deserialize_with = "de::string")]
+    pub vhost: String,
     /// `rate_limit`: seconds between two reads of what arrived, applied by the runtime; default 1 (ours).
     #[serde(deserialize_with = "de::f64")]
     pub rate_limit: f64,
@@ -81,120 +87,10 @@ impl Default for StompCollectorParams {
             username: "guest".to_string(),
             password: "guest".to_string(),
             use_ssl: true,
+            vhost: "/".to_string(),
             rate_limit: 1.0,
         }
     }
-}
-
-/// One STOMP frame.
-#[derive(Clone, Debug, PartialEq, Default)]
-pub struct Frame {
-    pub command: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Frame {
-    pub fn new(command: &str, headers: &[(&str, &str)]) -> Frame {
-        Frame {
-            command: command.to_string(),
-            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            body: Vec::new(),
-        }
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-
-    /// The frame on the wire (STOMP 1.2 header escaping; CONNECT headers are not escaped).
-    pub fn encode(&self) -> Vec<u8> {
-        let esc = |s: &str| {
-            if self.command == "CONNECT" {
-                s.to_string()
-            } else {
-                s.replace('\\', "\\\\").replace('\n', "\\n").replace('\r', "\\r").replace(':', "\\c")
-            }
-        };
-        let mut out = format!("{}\n", self.command);
-        for (k, v) in &self.headers {
-            out.push_str(&format!("{}:{}\n", esc(k), esc(v)));
-        }
-        if !self.body.is_empty() {
-            out.push_str(&format!("content-length:{}\n", self.body.len()));
-        }
-        out.push('\n');
-        let mut bytes = out.into_bytes();
-        bytes.extend_from_slice(&self.body);
-        bytes.push(0);
-        bytes
-    }
-}
-
-fn unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some('c') => out.push(':'),
-            Some(o) => out.push(o),
-            None => out.push('\\'),
-        }
-    }
-    out
-}
-
-/// Reads one frame; `Ok(None)` is a heart-beat (an empty line between frames).
-pub fn read_frame(r: &mut impl BufRead) -> std::io::Result<Option<Frame>> {
-    let mut line = Vec::new();
-    if r.read_until(b'\n', &mut line)? == 0 {
-        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
-    }
-    // A frame's trailing NUL may be followed by EOLs; a lone EOL is a heart-beat.
-    while matches!(line.first(), Some(0)) {
-        line.remove(0);
-    }
-    let command = String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']).to_string();
-    if command.is_empty() {
-        return Ok(None);
-    }
-    let mut frame = Frame { command, ..Frame::default() };
-    loop {
-        let mut h = Vec::new();
-        if r.read_until(b'\n', &mut h)? == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed in a frame"));
-        }
-        let h = String::from_utf8_lossy(&h).trim_end_matches(['\n', '\r']).to_string();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            frame.headers.push((unescape(k), unescape(v)));
-        }
-    }
-    match frame.header("content-length").and_then(|n| n.trim().parse::<usize>().ok()) {
-        Some(n) => {
-            let mut body = vec![0u8; n + 1];
-            r.read_exact(&mut body)?;
-            body.pop();
-            frame.body = body;
-        }
-        None => {
-            let mut body = Vec::new();
-            r.read_until(0, &mut body)?;
-            if body.last() == Some(&0) {
-                body.pop();
-            }
-            frame.body = body;
-        }
-    }
-    Ok(Some(frame))
 }
 
 enum StompEvent {
@@ -202,10 +98,10 @@ enum StompEvent {
     Failed(String),
 }
 
-/// An open subscription: the writer (shared with the reader thread for heart-beats) and the
-/// channel of messages.
+/// An open subscription, owned by a thread: frames to send (acknowledgements) go in, messages
+/// come out.
 struct Connection {
-    writer: Arc<Mutex<TcpStream>>,
+    out: Sender<Vec<Frame>>,
     rx: Receiver<StompEvent>,
     stop: Arc<AtomicBool>,
 }
@@ -213,15 +109,13 @@ struct Connection {
 impl Drop for Connection {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
-        if let Ok(w) = self.writer.lock() {
-            let _ = w.shutdown(std::net::Shutdown::Both);
-        }
     }
 }
 
 /// Subscribes to a STOMP destination and emits its messages.
 pub struct StompCollectorBot {
     params: StompCollectorParams,
+    settings: StompSettings,
     conn: Option<Connection>,
     /// (ack id, message id) of the messages emitted in the last run.
     to_ack: Vec<(String, String)>,
@@ -232,141 +126,76 @@ impl BuildBot for StompCollectorBot {
     type Params = StompCollectorParams;
 
     fn build(params: StompCollectorParams) -> Result<Self, ParamError> {
-        if params.use_ssl {
-            return Err(ParamError::new(
-                "use_ssl",
-                "TLS for STOMP is not available in intelmq-rs; set use_ssl to false to connect over plain TCP \
-                 (e.g. RabbitMQ's STOMP plugin on port 61613)",
-            ));
-        }
-        if params.auth_by_ssl_client_certificate {
-            return Err(ParamError::new(
-                "auth_by_ssl_client_certificate",
-                "client certificate authentication needs TLS; set it to false to log in with username and password",
-            ));
-        }
         if params.exchange.is_empty() {
             return Err(ParamError::new("exchange", "no destination to subscribe to"));
         }
-        Ok(StompCollectorBot { params, conn: None, to_ack: Vec::new(), wait: Duration::from_millis(500) })
+        let settings = stomp_settings!(params, params.heartbeat)?;
+        Ok(StompCollectorBot { params, settings, conn: None, to_ack: Vec::new(), wait: Duration::from_millis(500) })
     }
 }
 
-fn io_unavailable(server: &str, e: impl std::fmt::Display) -> BotError {
-    BotError::Unavailable(format!("stomp broker {server}: {e}"))
+/// What a failed connection means for the bot.
+pub fn stomp_error(e: StompError) -> BotError {
+    match e {
+        StompError::Io(why) => BotError::Unavailable(why),
+        StompError::Refused(why) => BotError::Transient(why),
+        StompError::Setup(why) => BotError::Fatal(why),
+    }
+}
+
+/// The connection's thread: sends what comes on `out`, hands messages to `tx`, stops on `stop`
+/// or when the connection fails (after telling why).
+fn pump(mut conn: StompConn, out: Receiver<Vec<Frame>>, tx: SyncSender<StompEvent>, stop: Arc<AtomicBool>) {
+    loop {
+        if stop.load(Ordering::Acquire) {
+            conn.close();
+            return;
+        }
+        while let Ok(frames) = out.try_recv() {
+            if let Err(e) = conn.send_all(&frames) {
+                let _ = tx.send(StompEvent::Failed(e.to_string()));
+                return;
+            }
+        }
+        // Short reads, so that acknowledgements go out soon after the commit.
+        match conn.next(Duration::from_millis(25)) {
+            Ok(None) => {}
+            Ok(Some(f)) if f.command == "MESSAGE" => {
+                if tx.send(StompEvent::Message(f)).is_err() {
+                    return;
+                }
+            }
+            Ok(Some(f)) if f.command == "ERROR" => {
+                let _ = tx.send(StompEvent::Failed(format!("broker error: {}", f.error_text())));
+                return;
+            }
+            Ok(Some(_)) => {}
+            Err(e) => {
+                let _ = tx.send(StompEvent::Failed(e.to_string()));
+                return;
+            }
+        }
+    }
 }
 
 impl StompCollectorBot {
-    fn server(&self) -> String {
-        format!("{}:{}", self.params.server, self.params.port)
-    }
-
     fn connect(&mut self, ctx: &mut Context<'_>) -> Result<(), BotError> {
-        let server = self.server();
-        let addr = (self.params.server.as_str(), self.params.port)
-            .to_socket_addrs()
-            .map_err(|e| io_unavailable(&server, e))?
-            .next()
-            .ok_or_else(|| io_unavailable(&server, "no address"))?;
-        let stream =
-            TcpStream::connect_timeout(&addr, Duration::from_secs(30)).map_err(|e| io_unavailable(&server, e))?;
-        stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| io_unavailable(&server, e))?;
-        let mut writer = stream.try_clone().map_err(|e| io_unavailable(&server, e))?;
-        let mut reader = BufReader::new(stream);
-        let hb = self.params.heartbeat.to_string();
-        let heart = format!("{hb},{hb}");
-        let connect = Frame::new(
-            "CONNECT",
-            &[
-                ("accept-version", "1.2,1.1"),
-                ("host", self.params.server.as_str()),
-                ("login", self.params.username.as_str()),
-                ("passcode", self.params.password.as_str()),
-                ("heart-beat", heart.as_str()),
-            ],
-        );
-        writer.write_all(&connect.encode()).map_err(|e| io_unavailable(&server, e))?;
-        let answer = loop {
-            match read_frame(&mut reader).map_err(|e| io_unavailable(&server, e))? {
-                Some(f) => break f,
-                None => continue,
-            }
-        };
-        if answer.command != "CONNECTED" {
-            let msg = answer.header("message").unwrap_or("").to_string();
-            return Err(BotError::Transient(format!("stomp broker {server} refused the connection: {msg}")));
-        }
-        // Heart-beats: we send every `cx` ms, the broker every `sy` ms (STOMP 1.2 negotiation).
-        let (sx, sy) = answer
-            .header("heart-beat")
-            .and_then(|h| h.split_once(','))
-            .map(|(a, b)| (a.trim().parse::<u64>().unwrap_or(0), b.trim().parse::<u64>().unwrap_or(0)))
-            .unwrap_or((0, 0));
-        let ours = u64::from(self.params.heartbeat);
-        let send_every = if ours == 0 || sy == 0 { 0 } else { ours.max(sy) };
-        let expect_every = if ours == 0 || sx == 0 { 0 } else { ours.max(sx) };
+        let mut conn = StompConn::open(&self.settings).map_err(stomp_error)?;
         let subscribe = Frame::new(
             "SUBSCRIBE",
             &[("id", "1"), ("destination", self.params.exchange.as_str()), ("ack", "client-individual")],
         );
-        writer.write_all(&subscribe.encode()).map_err(|e| io_unavailable(&server, e))?;
+        conn.send(&subscribe).map_err(stomp_error)?;
         ctx.log.log(Level::Info, "Successfully connected and subscribed.");
-
-        let tick = match (send_every, expect_every) {
-            (0, 0) => Duration::from_secs(1),
-            (s, e) => Duration::from_millis([s, e].into_iter().filter(|v| *v > 0).min().unwrap_or(1000) / 2)
-                .max(Duration::from_millis(50)),
-        };
-        reader.get_ref().set_read_timeout(Some(tick)).map_err(|e| io_unavailable(&server, e))?;
-        let writer = Arc::new(Mutex::new(writer));
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = sync_channel(10_000);
-        let (w, flag) = (writer.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut last_sent = Instant::now();
-            let mut last_seen = Instant::now();
-            loop {
-                if flag.load(Ordering::Acquire) {
-                    return;
-                }
-                if send_every > 0 && last_sent.elapsed() >= Duration::from_millis(send_every) {
-                    if let Ok(mut w) = w.lock() {
-                        let _ = w.write_all(b"\n");
-                    }
-                    last_sent = Instant::now();
-                }
-                match read_frame(&mut reader) {
-                    Ok(None) => last_seen = Instant::now(),
-                    Ok(Some(f)) => {
-                        last_seen = Instant::now();
-                        let event = match f.command.as_str() {
-                            "MESSAGE" => StompEvent::Message(f),
-                            "ERROR" => StompEvent::Failed(format!(
-                                "broker error: {} {}",
-                                f.header("message").unwrap_or(""),
-                                String::from_utf8_lossy(&f.body).trim()
-                            )),
-                            _ => continue,
-                        };
-                        let failed = matches!(event, StompEvent::Failed(_));
-                        if tx.send(event).is_err() || failed {
-                            return;
-                        }
-                    }
-                    Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                        if expect_every > 0 && last_seen.elapsed() > Duration::from_millis(expect_every * 3) {
-                            let _ = tx.send(StompEvent::Failed("no heart-beat from the broker".into()));
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(StompEvent::Failed(e.to_string()));
-                        return;
-                    }
-                }
-            }
-        });
-        self.conn = Some(Connection { writer, rx, stop });
+        let (out, out_rx) = channel();
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name(format!("stomp-{}", ctx.bot_id))
+            .spawn(move || pump(conn, out_rx, tx, flag))
+            .map_err(|e| BotError::Fatal(format!("cannot start the STOMP thread: {e}")))?;
+        self.conn = Some(Connection { out, rx, stop });
         Ok(())
     }
 }
@@ -419,11 +248,12 @@ impl CollectorBot for StompCollectorBot {
         }
         if let Some(why) = broken {
             // Messages taken before the break were not acknowledged: the broker delivers them again.
-            ctx.log.log(Level::Info, &format!("Lost the connection to {} ({why}), reconnecting.", self.server()));
+            let server = self.settings.display();
+            ctx.log.log(Level::Info, &format!("Lost the connection to {server} ({why}), reconnecting."));
             self.conn = None;
             self.to_ack.clear();
             out.reports.clear();
-            return Err(BotError::Unavailable(format!("stomp broker {}: {why}", self.server())));
+            return Err(BotError::Unavailable(format!("stomp broker {server}: {why}")));
         }
         Ok(())
     }
@@ -431,21 +261,20 @@ impl CollectorBot for StompCollectorBot {
     fn committed(&mut self, ctx: &mut Context<'_>) -> Result<(), BotError> {
         let acks = std::mem::take(&mut self.to_ack);
         let Some(conn) = &self.conn else { return Ok(()) };
-        let mut frames = Vec::new();
-        for (ack, mid) in &acks {
-            frames.extend(Frame::new("ACK", &[("id", ack), ("message-id", mid), ("subscription", "1")]).encode());
-        }
+        let frames: Vec<Frame> = acks
+            .iter()
+            .map(|(ack, mid)| Frame::new("ACK", &[("id", ack), ("message-id", mid), ("subscription", "1")]))
+            .collect();
         if frames.is_empty() {
             return Ok(());
         }
-        let sent =
-            conn.writer.lock().map_err(|_| BotError::Transient("stomp writer poisoned".into())).and_then(|mut w| {
-                w.write_all(&frames).map_err(|e| BotError::Unavailable(format!("cannot acknowledge: {e}")))
-            });
-        if let Err(e) = sent {
+        if conn.out.send(frames).is_err() {
             ctx.log.log(
                 Level::Warning,
-                &format!("Could not acknowledge {} message(s); the broker will deliver them again: {e}.", acks.len()),
+                &format!(
+                    "Could not acknowledge {} message(s), the connection is gone; the broker will deliver them again.",
+                    acks.len()
+                ),
             );
             self.conn = None;
         }
@@ -456,10 +285,14 @@ impl CollectorBot for StompCollectorBot {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use std::net::TcpListener;
+    use std::io::{BufReader, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Mutex;
+    use std::time::Instant;
 
     use serde_json::json;
 
+    use super::super::client::read_frame;
     use super::*;
     use crate::bots::collectors::http::mixin::test_server::{collect, committed, params, raw};
     use crate::bots::MemoryState;
@@ -631,24 +464,15 @@ mod tests {
     }
 
     #[test]
-    fn frames_round_trip_with_escaping_and_content_length() {
-        let mut f = Frame::new("MESSAGE", &[("a:b", "line\nnext")]);
-        f.body = b"body\0with nul".to_vec();
-        let bytes = f.encode();
-        let mut r = BufReader::new(&bytes[..]);
-        let back = read_frame(&mut r).unwrap().unwrap();
-        assert_eq!(back.header("a:b"), Some("line\nnext"));
-        assert_eq!(back.body, b"body\0with nul");
-        let mut hb = BufReader::new(&b"\nCONNECTED\nversion:1.2\n\n\0"[..]);
-        assert_eq!(read_frame(&mut hb).unwrap(), None);
-        assert_eq!(read_frame(&mut hb).unwrap().unwrap().command, "CONNECTED");
-    }
-
-    #[test]
-    fn tls_and_certificate_auth_are_refused_with_clear_messages() {
-        assert_eq!(StompCollectorBot::build(StompCollectorParams::default()).err().unwrap().key, "use_ssl");
+    fn certificate_files_are_checked_when_built() {
+        let err = StompCollectorBot::build(params(json!({"exchange": "/x"}))).err().unwrap();
+        assert_eq!(err.key, "ssl_ca_certificate", "the default ca.pem does not exist here: {err}");
         let err = StompCollectorBot::build(params(json!({"use_ssl": false, "exchange": "/x"}))).err().unwrap();
         assert_eq!(err.key, "auth_by_ssl_client_certificate");
+        let p = json!({"exchange": "/x", "auth_by_ssl_client_certificate": false, "ssl_ca_certificate": "/nonexistent/ca.pem"});
+        let err = StompCollectorBot::build(params(p)).err().unwrap();
+        assert_eq!(err.key, "ssl_ca_certificate");
+        assert!(err.reason.contains("/nonexistent/ca.pem"), "{err}");
     }
 
     #[test]

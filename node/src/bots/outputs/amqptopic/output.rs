@@ -21,10 +21,9 @@ use lapin::publisher_confirm::Confirmation;
 use lapin::BasicProperties;
 
 use super::connection::{AmqpError, AmqpLink, AmqpSettings};
-use super::shared::{
-    de_opt_string, de_single_key, export_event, ser_single_key, Delivered, EventTemplate, ExportFlags, Worker,
-};
+use super::shared::{de_opt_string, de_single_key, export_event, ser_single_key, EventTemplate, ExportFlags, Worker};
 use crate::bots::experts::asn_lookup::lenient;
+use crate::bots::outputs::delivered::Delivered;
 use crate::bots::registry::BuildBot;
 use crate::bots::{BotError, Context, Level, OutputBot, ParamError};
 use crate::message::Message;

@@ -1,10 +1,7 @@
 //! Helpers shared by the outputs to databases and brokers (amqptopic, mqtt, redis, elasticsearch,
 //! sql) and the AMQP collector: IntelMQ's `OutputBot.export_event` rendering, the `single_key`
 //! and list parameters as IntelMQ configs write them, Python `str.format` templates of the form
-//! `{ev[field]}`, and [`Delivered`], the memory of events the far side already accepted in a
-//! batch that failed as a whole. Candidates for a shared `bots/outputs/export.rs`.
-
-use std::collections::HashMap;
+//! `{ev[field]}`, and [`Worker`], the thread of a blocking client library.
 
 use serde::{Deserialize, Deserializer, Serializer};
 use serde_json::Value;
@@ -199,63 +196,6 @@ impl EventTemplate {
     }
 }
 
-/// Events the far side accepted in a write that failed as a whole (some items refused, the
-/// connection lost before the last confirm). The runtime then offers the same events again, as
-/// one batch or one by one; those found here are not delivered again, and are forgotten once a
-/// write that holds them succeeds (the node acknowledges them then). Memory only: after a restart
-/// they are delivered again (at-least-once).
-#[derive(Debug, Default)]
-pub struct Delivered {
-    /// Wire JSON of an event -> how many copies were accepted.
-    accepted: HashMap<String, usize>,
-}
-
-impl Delivered {
-    /// Records an accepted event.
-    pub fn record(&mut self, event: &Message) {
-        *self.accepted.entry(event.to_wire()).or_default() += 1;
-    }
-
-    /// For each event, whether it still has to be delivered (false for as many copies of an event
-    /// as were accepted before).
-    pub fn pending(&self, events: &[Message]) -> Vec<bool> {
-        if self.accepted.is_empty() {
-            return vec![true; events.len()];
-        }
-        let mut left = self.accepted.clone();
-        events
-            .iter()
-            .map(|event| match left.get_mut(&event.to_wire()) {
-                Some(n) if *n > 0 => {
-                    *n -= 1;
-                    false
-                }
-                _ => true,
-            })
-            .collect()
-    }
-
-    /// A write of `events` succeeded: forgets one copy of each.
-    pub fn acknowledged(&mut self, events: &[Message]) {
-        if self.accepted.is_empty() {
-            return;
-        }
-        for event in events {
-            let wire = event.to_wire();
-            if let Some(n) = self.accepted.get_mut(&wire) {
-                *n -= 1;
-                if *n == 0 {
-                    self.accepted.remove(&wire);
-                }
-            }
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.accepted.is_empty()
-    }
-}
-
 /// A closure run on a [`Worker`]'s thread.
 type Job<S> = Box<dyn FnOnce(&mut S) + Send>;
 
@@ -344,23 +284,6 @@ mod tests {
         assert!(t.render(&ev).unwrap_err().contains("source.ip"));
         assert!(EventTemplate::parse("{event[x]}", "ev").is_err());
         assert!(EventTemplate::parse("{ev[x]", "ev").is_err());
-    }
-
-    #[test]
-    fn delivered_events_are_skipped_until_a_write_holding_them_succeeds() {
-        let h = harmonization();
-        let a = event(&h, json!({"source.ip": "192.0.2.1"}));
-        let b = event(&h, json!({"source.ip": "192.0.2.2"}));
-        let mut d = Delivered::default();
-        d.record(&a);
-        let batch = [a.clone(), b.clone(), a.clone()];
-        assert_eq!(d.pending(&batch), vec![false, true, true]);
-        assert_eq!(d.pending(&batch), vec![false, true, true], "asking does not forget");
-        d.acknowledged(std::slice::from_ref(&b));
-        assert_eq!(d.pending(std::slice::from_ref(&a)), vec![false]);
-        d.acknowledged(std::slice::from_ref(&a));
-        assert!(d.is_empty());
-        assert_eq!(d.pending(std::slice::from_ref(&a)), vec![true]);
     }
 
     #[test]

@@ -28,7 +28,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use crate::bots::experts::asn_lookup::lenient;
-use crate::bots::outputs::amqptopic::shared::{de_name_list, de_opt_string, Delivered};
+use crate::bots::outputs::amqptopic::shared::{de_name_list, de_opt_string};
+use crate::bots::outputs::delivered::Delivered;
 use crate::bots::registry::BuildBot;
 use crate::bots::{BotError, Context, Level, OutputBot, ParamError};
 use crate::message::{ExportOptions, Message};

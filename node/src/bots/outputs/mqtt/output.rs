@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::bots::experts::asn_lookup::lenient;
 use crate::bots::outputs::amqptopic::shared::{
-    de_opt_string, de_single_key, export_event, ser_single_key, Delivered, EventTemplate, ExportFlags, Worker,
+    de_opt_string, de_single_key, export_event, ser_single_key, EventTemplate, ExportFlags, Worker,
 };
+use crate::bots::outputs::delivered::Delivered;
 use crate::bots::registry::BuildBot;
 use crate::bots::{BotError, Context, Level, OutputBot, ParamError};
 use crate::message::Message;

@@ -19,7 +19,8 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::super::tcp::support::{de, Delivered};
+use super::super::tcp::support::de;
+use crate::bots::outputs::delivered::Delivered;
 use crate::bots::registry::BuildBot;
 use crate::bots::{BotError, Context, Level, OutputBot, ParamError};
 use crate::message::wire::{dumps, python_str};
@@ -181,13 +182,16 @@ impl RestapiOutputBot {
 
 impl OutputBot for RestapiOutputBot {
     fn write(&mut self, events: &[Message], ctx: &mut Context<'_>) -> Result<(), BotError> {
-        let pending: Vec<&Message> = events.iter().filter(|e| !self.delivered.take(e)).collect();
+        let pending = self.delivered.undelivered(events);
         if pending.is_empty() {
+            self.delivered.acknowledged(events);
             return Ok(());
         }
         if self.params.batch {
             let array = Value::Array(pending.iter().map(|e| self.body(e)).collect());
-            return self.post(dumps(&array).into_bytes(), "application/json; charset=utf-8", ctx);
+            self.post(dumps(&array).into_bytes(), "application/json; charset=utf-8", ctx)?;
+            self.delivered.acknowledged(events);
+            return Ok(());
         }
         for (i, event) in pending.iter().enumerate() {
             let dict = self.body(event);
@@ -197,10 +201,11 @@ impl OutputBot for RestapiOutputBot {
                 self.post(form_body(&dict).into_bytes(), "application/x-www-form-urlencoded", ctx)
             };
             if let Err(e) = result {
-                self.delivered.remember(pending[..i].iter().copied());
+                self.delivered.record_all(pending[..i].iter().copied());
                 return Err(e);
             }
         }
+        self.delivered.acknowledged(events);
         Ok(())
     }
 }

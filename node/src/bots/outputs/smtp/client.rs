@@ -3,35 +3,56 @@
 //! for every recipient, `DATA` with CRLF line ends and dot-stuffing, and `QUIT`. Several mails go
 //! over one connection.
 //!
-//! TLS is not available in this build (no TLS library among the node's dependencies): `ssl`
-//! (SMTPS) is refused when the bot is built, and `starttls` works only against a server that does
-//! not offer STARTTLS — the mail then goes in clear text with a warning (IntelMQ would fail); a
-//! server that offers STARTTLS stops the bot with a clear reason rather than sending credentials
-//! or data in clear text.
+//! TLS (rustls, see [`crate::bots::outputs::tls`]): with `ssl` the connection is TLS from the
+//! start (SMTPS); with `starttls` the client sends `STARTTLS` when the server offers it, then
+//! greets again over TLS. A server that does not offer STARTTLS gets the mail in clear text with
+//! a warning (IntelMQ would fail). The certificate is checked as the bot's `verify_cert` says.
 //!
 //! What answers mean: no connection, a timeout or a 4xx answer is [`SmtpError::Unavailable`]
 //! (retry later); a 5xx answer to a mail is [`SmtpError::Rejected`] (this mail will never be
 //! taken); a failed login or a server demanding TLS is [`SmtpError::Fatal`].
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 
-use crate::bots::{BotError, BotLog, Level};
+use crate::bots::outputs::tls::{config_for, Stream, VerifyCert};
+use crate::bots::{BotError, BotLog, Level, ParamError};
 
 /// How long to wait for the server.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where and how to send.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct SmtpServer {
     pub host: String,
     pub port: u16,
+    /// TLS from the start (SMTPS).
+    pub ssl: bool,
     pub starttls: bool,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// The TLS client configuration (used with `ssl` or `starttls`), or why there is none (the
+    /// system has no CA certificates: an error only when TLS is used).
+    pub tls: Option<Result<Arc<rustls::ClientConfig>, String>>,
+}
+
+impl SmtpServer {
+    /// The TLS client configuration a bot with `ssl`/`starttls` needs (none without either); a
+    /// CA file that cannot be used is an error of the parameter `key`.
+    pub fn tls_config(
+        ssl: bool,
+        starttls: bool,
+        verify: &VerifyCert,
+        key: &str,
+    ) -> Result<Option<Result<Arc<rustls::ClientConfig>, String>>, ParamError> {
+        if !ssl && !starttls {
+            return Ok(None);
+        }
+        config_for(&verify.options(), key).map(Some)
+    }
 }
 
 /// One mail: envelope and content (lines ending with "\n" or "\r\n").
@@ -85,8 +106,8 @@ impl Reply {
 
 /// An open SMTP session.
 pub struct Session {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    /// The connection (written through `get_mut`).
+    reader: BufReader<Stream>,
     server: String,
 }
 
@@ -97,24 +118,18 @@ impl Session {
         let unavailable =
             |e: std::io::Error| SmtpError::Unavailable(format!("cannot connect to SMTP server {name}: {e}"));
         let host = if server.host.is_empty() { "localhost" } else { server.host.as_str() };
-        let mut last = None;
-        let mut stream = None;
-        for addr in (host, server.port).to_socket_addrs().map_err(unavailable)? {
-            match TcpStream::connect_timeout(&addr, TIMEOUT) {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => last = Some(e),
-            }
+        let tls = || match &server.tls {
+            Some(Ok(config)) => Ok(config.clone()),
+            Some(Err(why)) => Err(SmtpError::Fatal(format!("TLS to SMTP server {name}: {why}"))),
+            None => Err(SmtpError::Fatal(format!("no TLS configuration for SMTP server {name}"))),
+        };
+        let mut stream = Stream::connect(host, server.port, TIMEOUT).map_err(unavailable)?;
+        if server.ssl {
+            stream = stream
+                .start_tls(host, tls()?)
+                .map_err(|e| SmtpError::Unavailable(format!("SMTP server {name}: {e}")))?;
         }
-        let stream = stream.ok_or_else(|| {
-            unavailable(last.unwrap_or_else(|| std::io::Error::other("the name resolves to no address")))
-        })?;
-        stream.set_read_timeout(Some(TIMEOUT)).map_err(unavailable)?;
-        stream.set_write_timeout(Some(TIMEOUT)).map_err(unavailable)?;
-        let writer = stream.try_clone().map_err(unavailable)?;
-        let mut s = Session { reader: BufReader::new(stream), writer, server: name };
+        let mut s = Session { reader: BufReader::new(stream), server: name.clone() };
         let greeting = s.reply()?;
         if greeting.code != 220 {
             return Err(SmtpError::Unavailable(format!(
@@ -124,27 +139,32 @@ impl Session {
                 greeting.text()
             )));
         }
-        let mut ehlo = s.command(&format!("EHLO {helo_name}"))?;
-        if ehlo.code != 250 {
-            ehlo = s.command(&format!("HELO {helo_name}"))?;
-            if ehlo.code != 250 {
-                return Err(SmtpError::Unavailable(format!(
-                    "SMTP server {} refuses HELO: {} {}",
-                    s.server,
-                    ehlo.code,
-                    ehlo.text()
-                )));
-            }
-        }
-        let extensions: Vec<String> = ehlo.lines.iter().skip(1).map(|l| l.to_ascii_uppercase()).collect();
-        if server.starttls {
+        let mut extensions = s.hello(helo_name)?;
+        if server.starttls && !server.ssl {
             if extensions.iter().any(|e| e.split_whitespace().next() == Some("STARTTLS")) {
-                return Err(SmtpError::Fatal(format!(
-                    "SMTP server {} offers STARTTLS, but TLS is not available in this build; set starttls to false only if clear text is acceptable",
-                    s.server
-                )));
+                let r = s.command("STARTTLS")?;
+                if r.code != 220 {
+                    return Err(SmtpError::Unavailable(format!(
+                        "SMTP server {} refuses STARTTLS: {} {}",
+                        s.server,
+                        r.code,
+                        r.text()
+                    )));
+                }
+                let config = tls()?;
+                let stream = s
+                    .reader
+                    .into_inner()
+                    .start_tls(host, config)
+                    .map_err(|e| SmtpError::Unavailable(format!("SMTP server {name}: {e}")))?;
+                s = Session { reader: BufReader::new(stream), server: name.clone() };
+                extensions = s.hello(helo_name)?;
+            } else {
+                log.log(
+                    Level::Warning,
+                    &format!("SMTP server {} does not offer STARTTLS, sending without TLS.", s.server),
+                );
             }
-            log.log(Level::Warning, &format!("SMTP server {} does not offer STARTTLS, sending without TLS.", s.server));
         }
         if let (Some(user), Some(pass)) =
             (server.username.as_deref().filter(|u| !u.is_empty()), server.password.as_deref().filter(|p| !p.is_empty()))
@@ -152,6 +172,28 @@ impl Session {
             s.login(&extensions, user, pass)?;
         }
         Ok(s)
+    }
+
+    /// `EHLO` (falling back to `HELO`); the extensions offered, in upper case.
+    fn hello(&mut self, helo_name: &str) -> Result<Vec<String>, SmtpError> {
+        let mut ehlo = self.command(&format!("EHLO {helo_name}"))?;
+        if ehlo.code != 250 {
+            ehlo = self.command(&format!("HELO {helo_name}"))?;
+            if ehlo.code != 250 {
+                return Err(SmtpError::Unavailable(format!(
+                    "SMTP server {} refuses HELO: {} {}",
+                    self.server,
+                    ehlo.code,
+                    ehlo.text()
+                )));
+            }
+        }
+        Ok(ehlo.lines.iter().skip(1).map(|l| l.to_ascii_uppercase()).collect())
+    }
+
+    /// Whether the connection is encrypted.
+    pub fn is_tls(&self) -> bool {
+        self.reader.get_ref().is_tls()
     }
 
     fn login(&mut self, extensions: &[String], user: &str, pass: &str) -> Result<(), SmtpError> {
@@ -218,8 +260,9 @@ impl Session {
     }
 
     fn command(&mut self, line: &str) -> Result<Reply, SmtpError> {
-        self.writer.write_all(format!("{line}\r\n").as_bytes()).map_err(|e| self.io(e))?;
-        self.writer.flush().map_err(|e| self.io(e))?;
+        let writer = self.reader.get_mut();
+        let sent = writer.write_all(format!("{line}\r\n").as_bytes()).and_then(|()| writer.flush());
+        sent.map_err(|e| self.io(e))?;
         self.reply()
     }
 
@@ -280,8 +323,9 @@ impl Session {
             data.truncate(data.len() - 2);
         }
         data.push_str(".\r\n");
-        self.writer.write_all(data.as_bytes()).map_err(|e| self.io(e))?;
-        self.writer.flush().map_err(|e| self.io(e))?;
+        let writer = self.reader.get_mut();
+        let sent = writer.write_all(data.as_bytes()).and_then(|()| writer.flush());
+        sent.map_err(|e| self.io(e))?;
         let r = self.reply()?;
         if r.code != 250 {
             return Err(self.refused("the mail", &r));
@@ -298,11 +342,16 @@ impl Session {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 pub(crate) mod tests {
-    use std::net::TcpListener;
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
     use std::sync::mpsc;
 
     use super::*;
+    use crate::bots::outputs::tls::{client_config, test_support, TlsOptions, Verify};
     use crate::bots::MemoryLog;
+
+    trait Rw: Read + Write + Send {}
+    impl<T: Read + Write + Send> Rw for T {}
 
     /// What a test SMTP server received: envelope and un-stuffed data.
     #[derive(Debug, Clone, PartialEq)]
@@ -311,28 +360,63 @@ pub(crate) mod tests {
         pub to: Vec<String>,
         pub data: String,
         pub auth: Option<String>,
+        /// Whether the mail came over TLS.
+        pub tls: bool,
     }
 
     /// A test SMTP server for one connection; `ehlo` are the extension lines it offers,
     /// `rcpt_code` the answer to every RCPT.
     pub(crate) fn smtp_server(ehlo: &'static [&'static str], rcpt_code: u16) -> (u16, mpsc::Receiver<Received>) {
+        smtp_server_with(ehlo, rcpt_code, None)
+    }
+
+    /// A test SMTP server with TLS: from the start (`implicit`) or after STARTTLS (offer it in
+    /// `ehlo`); also returns the PEM of its certificate.
+    pub(crate) fn smtp_tls_server(
+        ehlo: &'static [&'static str],
+        implicit: bool,
+    ) -> (u16, mpsc::Receiver<Received>, String) {
+        let (pem, config) = test_support::server();
+        let (port, rx) = smtp_server_with(ehlo, 250, Some((config, implicit)));
+        (port, rx, pem)
+    }
+
+    fn smtp_server_with(
+        ehlo: &'static [&'static str],
+        rcpt_code: u16,
+        tls: Option<(Arc<rustls::ServerConfig>, bool)>,
+    ) -> (u16, mpsc::Receiver<Received>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let (s, _) = listener.accept().unwrap();
-            let mut w = s.try_clone().unwrap();
-            let mut r = BufReader::new(s);
-            w.write_all(b"220 test ESMTP\r\n").unwrap();
+            let raw = s.try_clone().unwrap();
+            let tls_stream = |sock: &TcpStream| -> Box<dyn Rw> {
+                let config = &tls.as_ref().unwrap().0;
+                Box::new(test_support::accept(sock.try_clone().unwrap(), config))
+            };
+            let implicit = tls.as_ref().is_some_and(|t| t.1);
+            let mut encrypted = implicit;
+            let mut r: BufReader<Box<dyn Rw>> =
+                BufReader::new(if implicit { tls_stream(&raw) } else { Box::new(s) as Box<dyn Rw> });
+            if r.get_mut().write_all(b"220 test ESMTP\r\n").is_err() {
+                return; // a refused TLS handshake
+            }
             let (mut from, mut to, mut auth) = (String::new(), Vec::new(), None);
             loop {
                 let mut line = String::new();
-                if r.read_line(&mut line).unwrap() == 0 {
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
                     return;
                 }
+                let w = r.get_mut();
                 let line = line.trim_end().to_string();
                 let upper = line.to_ascii_uppercase();
-                if upper.starts_with("EHLO") {
+                if upper == "STARTTLS" && tls.is_some() {
+                    w.write_all(b"220 go ahead\r\n").unwrap();
+                    r = BufReader::new(tls_stream(&raw));
+                    encrypted = true;
+                } else if upper.starts_with("EHLO") {
                     let mut reply = String::from("250-test\r\n");
                     for (i, e) in ehlo.iter().enumerate() {
                         reply.push_str(&format!("250{}{e}\r\n", if i + 1 == ehlo.len() { ' ' } else { '-' }));
@@ -362,9 +446,9 @@ pub(crate) mod tests {
                         let l = l.strip_prefix('.').unwrap_or(&l).to_string();
                         data.push_str(&l);
                     }
-                    w.write_all(b"250 queued\r\n").unwrap();
-                    tx.send(Received { from: from.clone(), to: std::mem::take(&mut to), data, auth: auth.clone() })
-                        .unwrap();
+                    r.get_mut().write_all(b"250 queued\r\n").unwrap();
+                    let (to, auth) = (std::mem::take(&mut to), auth.clone());
+                    tx.send(Received { from: from.clone(), to, data, auth, tls: encrypted }).unwrap();
                 } else if upper == "QUIT" {
                     w.write_all(b"221 bye\r\n").unwrap();
                     return;
@@ -377,7 +461,33 @@ pub(crate) mod tests {
     }
 
     fn server(port: u16, starttls: bool) -> SmtpServer {
-        SmtpServer { host: "127.0.0.1".into(), port, starttls, username: Some("u".into()), password: Some("p".into()) }
+        SmtpServer {
+            host: "127.0.0.1".into(),
+            port,
+            ssl: false,
+            starttls,
+            username: Some("u".into()),
+            password: Some("p".into()),
+            tls: None,
+        }
+    }
+
+    /// A client configuration trusting `pem` only.
+    fn trusting(pem: &str) -> (tempfile::TempDir, Arc<rustls::ClientConfig>) {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, pem).unwrap();
+        let config = client_config(&TlsOptions { verify: Verify::Full, ca_file: Some(ca), client_cert: None }).unwrap();
+        (dir, config)
+    }
+
+    fn one_mail(server: &SmtpServer) -> Result<(), SmtpError> {
+        let mut log = MemoryLog::default();
+        let mut s = Session::open(server, "me", &mut log)?;
+        let mail = Mail { from: "a@example.com".into(), to: vec!["b@example.com".into()], data: "x\n".into() };
+        s.send(&mail, &mut log)?;
+        s.quit();
+        Ok(())
     }
 
     #[test]
@@ -400,13 +510,32 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn offered_starttls_is_fatal_and_absent_starttls_a_warning() {
-        let (port, _rx) = smtp_server(&["STARTTLS"], 250);
-        let mut log = MemoryLog::default();
-        assert!(matches!(Session::open(&server(port, true), "me", &mut log), Err(SmtpError::Fatal(_))));
+    fn starttls_encrypts_before_the_login_and_absent_starttls_is_a_warning() {
+        let (port, rx, pem) = smtp_tls_server(&["STARTTLS", "AUTH PLAIN"], false);
+        let (_dir, config) = trusting(&pem);
+        one_mail(&SmtpServer { tls: Some(Ok(config)), ..server(port, true) }).unwrap();
+        let got = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(got.tls, "sent over TLS");
+        assert_eq!(got.auth.as_deref(), Some("AHUAcA=="), "logged in after STARTTLS");
+
         let (port, _rx) = smtp_server(&["AUTH PLAIN"], 250);
-        Session::open(&server(port, true), "me", &mut log).unwrap();
+        let mut log = MemoryLog::default();
+        let s = Session::open(&server(port, true), "me", &mut log).unwrap();
+        assert!(!s.is_tls());
         assert!(log.lines.iter().any(|(l, m)| *l == Level::Warning && m.contains("STARTTLS")));
+    }
+
+    #[test]
+    fn smtps_is_tls_from_the_start_and_an_unknown_certificate_is_refused() {
+        let (port, rx, pem) = smtp_tls_server(&["AUTH PLAIN"], true);
+        let (_dir, config) = trusting(&pem);
+        one_mail(&SmtpServer { ssl: true, tls: Some(Ok(config)), ..server(port, false) }).unwrap();
+        assert!(rx.recv_timeout(Duration::from_secs(5)).unwrap().tls);
+
+        let (port, _rx, _pem) = smtp_tls_server(&["AUTH PLAIN"], true);
+        let (_dir, other) = trusting(&test_support::server().0);
+        let err = one_mail(&SmtpServer { ssl: true, tls: Some(Ok(other)), ..server(port, false) }).unwrap_err();
+        assert!(matches!(&err, SmtpError::Unavailable(w) if w.contains("TLS handshake")), "{err:?}");
     }
 
     #[test]

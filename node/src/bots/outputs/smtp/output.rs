@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::client::{Mail, Session, SmtpServer};
 use super::mime;
-use crate::bots::outputs::tcp::support::{de, hostname, Delivered, EvTemplate};
+use crate::bots::outputs::delivered::Delivered;
+use crate::bots::outputs::tcp::support::{de, hostname, EvTemplate};
+use crate::bots::outputs::tls::VerifyCert;
 use crate::bots::registry::BuildBot;
 use crate::bots::{BotError, Context, Level, OutputBot, ParamError};
 use crate::message::wire::python_str;
@@ -49,7 +51,7 @@ pub struct SmtpOutputParams {
     /// SMTP user; default null.
     #[serde(deserialize_with = "de::opt_string")]
     pub smtp_username: Option<String>,
-    /// SMTPS (TLS from the start; not available in this build); default false.
+    /// SMTPS (TLS from the start); default false.
     #[serde(deserialize_with = "de::bool")]
     pub ssl: bool,
     /// Use STARTTLS (see the client module: absent STARTTLS sends in clear text); default true.
@@ -61,9 +63,9 @@ pub struct SmtpOutputParams {
     /// Text template; null: no text part; default a greeting (IntelMQ's, with literal `\n`).
     #[serde(deserialize_with = "de::opt_string")]
     pub text: Option<String>,
-    /// Verify the server's certificate with TLS; accepted, without effect (no TLS); default true.
-    #[serde(deserialize_with = "de::bool")]
-    pub http_verify_cert: bool,
+    /// Verify the server's TLS certificate against the system's CAs (true), a CA file (its
+    /// path) or not at all (false); default true.
+    pub http_verify_cert: VerifyCert,
 }
 
 impl Default for SmtpOutputParams {
@@ -85,7 +87,7 @@ impl Default for SmtpOutputParams {
             starttls: true,
             subject: "Incident in your AS {ev[source.asn]}".to_string(),
             text: Some(DEFAULT_TEXT.to_string()),
-            http_verify_cert: true,
+            http_verify_cert: VerifyCert::Yes,
         }
     }
 }
@@ -107,17 +109,17 @@ impl BuildBot for SmtpOutputBot {
     type Params = SmtpOutputParams;
 
     fn build(params: SmtpOutputParams) -> Result<Self, ParamError> {
-        if params.ssl {
-            return Err(ParamError::new("ssl", "SMTPS needs TLS, which is not available in this build"));
-        }
+        let tls = SmtpServer::tls_config(params.ssl, params.starttls, &params.http_verify_cert, "http_verify_cert")?;
         let t = |key: &str, text: &str| EvTemplate::parse(text).map_err(|e| ParamError::new(key, e));
         Ok(SmtpOutputBot {
             server: SmtpServer {
                 host: params.smtp_host.clone(),
                 port: params.smtp_port,
+                ssl: params.ssl,
                 starttls: params.starttls,
                 username: params.smtp_username.clone(),
                 password: params.smtp_password.clone(),
+                tls,
             },
             mail_from: params.mail_from.clone(),
             from: t("mail_from", &params.mail_from)?,
@@ -176,8 +178,9 @@ impl SmtpOutputBot {
 
 impl OutputBot for SmtpOutputBot {
     fn write(&mut self, events: &[Message], ctx: &mut Context<'_>) -> Result<(), BotError> {
-        let pending: Vec<&Message> = events.iter().filter(|e| !self.delivered.take(e)).collect();
+        let pending = self.delivered.undelivered(events);
         if pending.is_empty() {
+            self.delivered.acknowledged(events);
             return Ok(());
         }
         let mails = pending.iter().map(|e| self.mail(e)).collect::<Result<Vec<_>, _>>()?;
@@ -185,11 +188,12 @@ impl OutputBot for SmtpOutputBot {
         for (i, mail) in mails.iter().enumerate() {
             ctx.log.log(Level::Debug, &format!("Sending mail to {:?}.", mail.to));
             if let Err(e) = session.send(mail, &mut *ctx.log) {
-                self.delivered.remember(pending[..i].iter().copied());
+                self.delivered.record_all(pending[..i].iter().copied());
                 return Err(e.into());
             }
         }
         session.quit();
+        self.delivered.acknowledged(events);
         Ok(())
     }
 }
@@ -234,13 +238,19 @@ mod tests {
     }
 
     #[test]
-    fn no_fieldnames_means_no_attachment_and_ssl_is_refused() {
+    fn no_fieldnames_means_no_attachment_and_a_bad_ca_file_is_named() {
         let h = harmonization();
         let bot = bot(json!({"fieldnames": null, "text": "t", "mail_to": "a"}));
         let mail = bot.mail(&event(&h, json!({}))).unwrap();
         assert!(!mail.data.contains("events.csv"));
-        let p = SmtpOutputParams { ssl: true, ..Default::default() };
-        assert_eq!(SmtpOutputBot::build(p).err().unwrap().key, "ssl");
+        let p = SmtpOutputParams {
+            ssl: true,
+            http_verify_cert: VerifyCert::CaFile("/nonexistent.pem".into()),
+            ..Default::default()
+        };
+        let err = SmtpOutputBot::build(p).err().unwrap();
+        assert_eq!(err.key, "http_verify_cert");
+        assert!(err.reason.contains("/nonexistent.pem"), "{err}");
     }
 
     #[test]

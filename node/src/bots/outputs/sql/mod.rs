@@ -2,3 +2,4 @@
 
 pub mod initdb;
 pub mod output;
+pub mod tls;

@@ -25,8 +25,8 @@
 //! unknown and the batch is inserted again (at-least-once).
 //!
 //! Only `engine: postgresql` is available: `sqlite` and `mssql` need client libraries this build
-//! does not have, and are refused with a clear error. TLS is not available either: `sslmode` must
-//! be `disable`, `allow` or `prefer` (IntelMQ's default `require` is refused at start).
+//! does not have, and are refused with a clear error. TLS follows libpq's `sslmode` (see
+//! [`super::tls`]; `sslrootcert` is an addition for the `verify-*` modes).
 
 use std::time::Duration;
 
@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use text_param::TextParam;
 
+use super::tls::RustlsConnect;
 use crate::bots::experts::asn_lookup::lenient;
 use crate::bots::outputs::amqptopic::shared::{de_name_list, de_opt_string, de_string, Worker};
 use crate::bots::registry::BuildBot;
@@ -64,8 +65,12 @@ pub struct SqlOutputParams {
     /// The password; default null.
     #[serde(deserialize_with = "de_opt_string")]
     pub password: Option<String>,
-    /// libpq sslmode (`disable`, `allow`, `prefer`; the TLS-only modes are refused); default "require".
+    /// libpq sslmode (`disable`, `allow`, `prefer`, `require`, `verify-ca`, `verify-full`); default "require".
     pub sslmode: String,
+    /// Root certificates (PEM file, or `system`) for `verify-ca`/`verify-full` (not IntelMQ's; null:
+    /// libpq's `$PGSSLROOTCERT` or `~/.postgresql/root.crt`); default null.
+    #[serde(deserialize_with = "de_opt_string")]
+    pub sslrootcert: Option<String>,
     /// Seconds to wait for a connection; default 5.
     #[serde(deserialize_with = "lenient::seconds")]
     pub connect_timeout: f64,
@@ -98,6 +103,7 @@ impl Default for SqlOutputParams {
             user: "intelmq".to_string(),
             password: None,
             sslmode: "require".to_string(),
+            sslrootcert: None,
             connect_timeout: 5.0,
             table: "events".to_string(),
             fields: None,
@@ -255,6 +261,7 @@ fn classify(e: &postgres::Error) -> Failure {
 /// The connection, owned by the bot's worker thread.
 struct SqlConnection {
     config: postgres::Config,
+    tls: RustlsConnect,
     client: Option<postgres::Client>,
 }
 
@@ -272,7 +279,7 @@ impl SqlConnection {
         if connected {
             let client = self
                 .config
-                .connect(postgres::NoTls)
+                .connect(self.tls.clone())
                 .map_err(|e| (Failure::Connection, format!("cannot connect: {e}")))?;
             self.client = Some(client);
         }
@@ -320,6 +327,7 @@ impl SqlConnection {
 pub struct SqlOutputBot {
     params: SqlOutputParams,
     config: postgres::Config,
+    tls: RustlsConnect,
     target: String,
     worker: Option<Worker<SqlConnection>>,
 }
@@ -346,20 +354,7 @@ impl BuildBot for SqlOutputBot {
             .trim()
             .parse()
             .map_err(|_| ParamError::new("port", format!("`{}` is not a port number", params.port)))?;
-        let ssl_mode = match params.sslmode.as_str() {
-            "disable" => postgres::config::SslMode::Disable,
-            "allow" | "prefer" => postgres::config::SslMode::Prefer,
-            "require" | "verify-ca" | "verify-full" => {
-                return Err(ParamError::new(
-                    "sslmode",
-                    format!(
-                        "`{}` needs TLS, which this build has no PostgreSQL connector for; use `disable` or `prefer`",
-                        params.sslmode
-                    ),
-                ))
-            }
-            other => return Err(ParamError::new("sslmode", format!("`{other}` is not a libpq sslmode"))),
-        };
+        let (ssl_mode, tls) = super::tls::for_sslmode(&params.sslmode, params.sslrootcert.as_deref())?;
         if params.table.trim().is_empty() {
             return Err(ParamError::new("table", "no table given"));
         }
@@ -382,7 +377,7 @@ impl BuildBot for SqlOutputBot {
             config.connect_timeout(Duration::from_secs_f64(params.connect_timeout));
         }
         let target = format!("{}@{}:{}/{}", params.user, params.host, port, params.database);
-        Ok(SqlOutputBot { params, config, target, worker: None })
+        Ok(SqlOutputBot { params, config, tls, target, worker: None })
     }
 }
 
@@ -395,7 +390,7 @@ impl OutputBot for SqlOutputBot {
         let dicts: Vec<Value> = events.iter().map(|e| e.to_dict(opts)).collect();
         let (columns, rows) = build_rows(&dicts, self.params.fields.as_deref());
         if self.worker.is_none() {
-            let connection = SqlConnection { config: self.config.clone(), client: None };
+            let connection = SqlConnection { config: self.config.clone(), tls: self.tls.clone(), client: None };
             let worker = Worker::start(&format!("sql-{}", ctx.bot_id), connection).map_err(BotError::Fatal)?;
             self.worker = Some(worker);
         }
@@ -550,7 +545,10 @@ mod tests {
         assert_eq!(build(json!({})), Some("engine".into()));
         let err = SqlOutputBot::build(serde_json::from_value(json!({"engine": "sqlite"})).unwrap()).err().unwrap();
         assert!(err.reason.contains("not available"), "{err}");
-        assert_eq!(build(json!({"engine": "postgresql"})), Some("sslmode".into()));
+        assert_eq!(build(json!({"engine": "postgresql"})), None, "require: TLS without checking the certificate");
+        assert_eq!(build(json!({"engine": "postgresql", "sslmode": "verify"})), Some("sslmode".into()));
+        let missing = json!({"engine": "postgresql", "sslmode": "verify-full", "sslrootcert": "/nonexistent/root.crt"});
+        assert_eq!(build(missing), Some("sslrootcert".into()));
         assert_eq!(build(json!({"engine": "postgresql", "sslmode": "disable", "port": "x"})), Some("port".into()));
         assert_eq!(build(json!({"engine": "postgresql", "sslmode": "disable", "port": "5433"})), None);
     }
@@ -564,6 +562,71 @@ mod tests {
         assert_eq!(d["table"], json!("events"));
         assert_eq!(d["jsondict_as_string"], json!(true));
         assert_eq!(d["fields"], Value::Null);
+    }
+
+    /// Whether the server speaks TLS (the TLS tests skip with a message when not).
+    fn server_has_tls() -> bool {
+        let on = admin("postgres").query_one("SHOW ssl", &[]).unwrap().get::<_, String>(0) == "on";
+        if !on {
+            eprintln!("sql output: TLS test skipped, the PostgreSQL server at {SERVER} has ssl off");
+        }
+        on
+    }
+
+    #[test]
+    fn sslmodes_encrypt_and_check_the_server_as_libpq_does() {
+        if !server_available() || !server_has_tls() {
+            return;
+        }
+        let ssl_of = |mode: &str, root: Option<&str>| -> Result<bool, String> {
+            let (ssl_mode, tls) = super::super::tls::for_sslmode(mode, root).map_err(|e| e.to_string())?;
+            let mut c = postgres::Config::new()
+                .host("127.0.0.1")
+                .port(5432)
+                .user("postgres")
+                .dbname("postgres")
+                .ssl_mode(ssl_mode)
+                .connect(tls)
+                .map_err(|e| format!("{e}: {:?}", std::error::Error::source(&e)))?;
+            Ok(c.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).unwrap().get(0))
+        };
+        assert_eq!(ssl_of("disable", None), Ok(false));
+        assert_eq!(ssl_of("prefer", None), Ok(true));
+        assert_eq!(ssl_of("require", None), Ok(true));
+        // The server's own (self-signed) certificate as the root: the chain is good.
+        let cert: String = admin("postgres").query_one("SHOW ssl_cert_file", &[]).unwrap().get(0);
+        assert_eq!(ssl_of("verify-ca", Some(&cert)), Ok(true));
+        // A root that did not sign it: refused.
+        let dir = tempfile::tempdir().unwrap();
+        let other = dir.path().join("other.pem");
+        std::fs::write(&other, crate::bots::outputs::tls::test_support::server().0).unwrap();
+        let err = ssl_of("verify-full", other.to_str()).unwrap_err();
+        assert!(
+            err.contains("TLS handshake") && (err.contains("UnknownIssuer") || err.contains("unknown issuer")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_batch_goes_over_tls_with_sslmode_require() {
+        if !server_available() || !server_has_tls() {
+            return;
+        }
+        let db = TempDb::new(&InitdbOptions::default());
+        let h = harmonization();
+        let mut b = bot(&db.name, json!({"sslmode": "require"}));
+        write(&mut b, &[event(&h, json!({"source.ip": "192.0.2.7"}))]).unwrap();
+        let n: i64 = admin(&db.name).query_one("SELECT count(*) FROM events", &[]).unwrap().get(0);
+        assert_eq!(n, 1);
+        let ssl: i64 = admin("postgres")
+            .query_one(
+                "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+                 WHERE a.application_name = 'intelmq-sql-output' AND a.datname = $1 AND s.ssl",
+                &[&db.name],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(ssl, 1, "the bot's connection is encrypted");
     }
 
     #[test]

@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::support::{de, Delivered};
+use super::support::de;
+use crate::bots::outputs::delivered::Delivered;
 use crate::bots::registry::BuildBot;
 use crate::bots::{BotError, Context, Level, OutputBot, ParamError};
 use crate::message::{ExportOptions, Message};
@@ -152,15 +153,19 @@ impl TcpOutputBot {
 
 impl OutputBot for TcpOutputBot {
     fn write(&mut self, events: &[Message], ctx: &mut Context<'_>) -> Result<(), BotError> {
-        let pending: Vec<&Message> = events.iter().filter(|e| !self.delivered.take(e)).collect();
+        let pending = self.delivered.undelivered(events);
         if pending.is_empty() {
+            self.delivered.acknowledged(events);
             return Ok(());
         }
         self.connect(ctx)?;
         match self.send(&pending) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.delivered.acknowledged(events);
+                Ok(())
+            }
             Err((acked, why)) => {
-                self.delivered.remember(pending[..acked].iter().copied());
+                self.delivered.record_all(pending[..acked].iter().copied());
                 self.con = None;
                 ctx.log.log(Level::Warning, &format!("Reconnecting, {why}."));
                 Err(BotError::Unavailable(why))
@@ -200,6 +205,15 @@ mod tests {
         bot.write(events, &mut ctx)
     }
 
+    /// One length-prefixed frame; `None` when the connection ends.
+    fn read_frame(s: &mut TcpStream) -> Option<String> {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).ok()?;
+        let mut data = vec![0u8; u32::from_be_bytes(len) as usize];
+        s.read_exact(&mut data).ok()?;
+        Some(String::from_utf8(data).unwrap())
+    }
+
     /// A far side that reads `n` length-prefixed frames and answers each with `answer(i)`.
     fn far_side(n: usize, answer: fn(usize) -> &'static [u8]) -> (u16, mpsc::Receiver<Vec<String>>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -209,15 +223,9 @@ mod tests {
             let mut got = Vec::new();
             while got.len() < n {
                 let (mut s, _) = listener.accept().unwrap();
-                loop {
-                    let mut len = [0u8; 4];
-                    if s.read_exact(&mut len).is_err() {
-                        break;
-                    }
-                    let mut data = vec![0u8; u32::from_be_bytes(len) as usize];
-                    s.read_exact(&mut data).unwrap();
+                while let Some(data) = read_frame(&mut s) {
                     let reply = answer(got.len());
-                    got.push(String::from_utf8(data).unwrap());
+                    got.push(data);
                     if s.write_all(reply).is_err() || reply != b"Ok" {
                         got.pop();
                         break;
@@ -268,6 +276,51 @@ mod tests {
         write(&mut bot, &events).unwrap();
         let got = rx2.recv_timeout(Duration::from_secs(10)).unwrap();
         assert_eq!(got, vec!["{\"source.ip\": \"192.0.2.2\"}"]);
+    }
+
+    /// A far side that acknowledges one message per connection and drops the connection at the
+    /// next one, until it holds `n` messages.
+    fn one_per_connection(n: usize) -> (u16, mpsc::Receiver<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut got = Vec::new();
+            while got.len() < n {
+                let (mut s, _) = listener.accept().unwrap();
+                let Some(data) = read_frame(&mut s) else { continue };
+                got.push(data);
+                s.write_all(b"Ok").unwrap();
+                if got.len() < n {
+                    // Wait for the next message, then go away without answering it (the rest of
+                    // the batch is read and dropped until the bot closes the connection).
+                    let _ = read_frame(&mut s);
+                    let _ = s.shutdown(std::net::Shutdown::Write);
+                    let _ = std::io::copy(&mut s, &mut std::io::sink());
+                }
+            }
+            tx.send(got).unwrap();
+        });
+        (port, rx)
+    }
+
+    #[test]
+    fn retries_after_repeated_partial_failures_send_each_message_once() {
+        let h = harmonization();
+        let (port, rx) = one_per_connection(3);
+        let mut bot = bot(json!({"ip": "127.0.0.1", "port": port}));
+        let events: Vec<Message> = (1..=3).map(|i| event(&h, json!({"source.ip": format!("192.0.2.{i}")}))).collect();
+        // The runtime offers the same batch again after each failure.
+        assert!(matches!(write(&mut bot, &events), Err(BotError::Unavailable(_))));
+        assert!(matches!(write(&mut bot, &events), Err(BotError::Unavailable(_))));
+        write(&mut bot, &events).unwrap();
+        let got = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(
+            got,
+            vec!["{\"source.ip\": \"192.0.2.1\"}", "{\"source.ip\": \"192.0.2.2\"}", "{\"source.ip\": \"192.0.2.3\"}"]
+        );
+        // Acknowledged as a whole: a later batch with the same event is delivered again.
+        assert!(bot.delivered.is_empty());
     }
 
     #[test]

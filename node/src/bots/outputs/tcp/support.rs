@@ -1,13 +1,9 @@
-//! Helpers shared by the network and file outputs and the push collectors of the `outputs-net`
-//! group: lenient parameter forms (IntelMQ configs write numbers and booleans as strings too),
-//! the [`Delivered`] memory that keeps a retried batch from being delivered twice, IntelMQ's
+//! Helpers shared by the network and file outputs and the push collectors: lenient parameter
+//! forms (IntelMQ configs write numbers and booleans as strings too), IntelMQ's
 //! `str.format(ev=event)` templates, the host name, and the committed-length file appends used by
-//! the bro and rpz file outputs. (They would belong in `outputs/mod.rs`, which this group does not
-//! own.)
+//! the bro and rpz file outputs.
 
-use std::collections::{HashSet, VecDeque};
 use std::fs::{DirBuilder, OpenOptions};
-use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
@@ -138,59 +134,6 @@ pub mod de {
             )),
             other => Err(serde::de::Error::custom(format!("{other} is neither a list nor a comma-separated text"))),
         }
-    }
-}
-
-/// A fingerprint of a message: the hash of its wire text.
-pub fn fingerprint(msg: &Message) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    msg.to_wire().hash(&mut h);
-    h.finish()
-}
-
-/// Remembers the messages a failed `write` had already delivered, so that the retry of the same
-/// messages (the runtime keeps them in the inbox and offers them again, as a batch or one by one)
-/// skips them instead of delivering them twice. In memory only: after a crash the far side may
-/// get them again (at-least-once to the outside).
-#[derive(Default, Debug)]
-pub struct Delivered {
-    order: VecDeque<u64>,
-    set: HashSet<u64>,
-}
-
-impl Delivered {
-    /// At most this many fingerprints are kept (the oldest are forgotten).
-    const CAP: usize = 100_000;
-
-    /// Whether `msg` was delivered by an earlier failed write; forgets it (it is acknowledged now).
-    pub fn take(&mut self, msg: &Message) -> bool {
-        let fp = fingerprint(msg);
-        if self.set.remove(&fp) {
-            if let Some(pos) = self.order.iter().position(|f| *f == fp) {
-                self.order.remove(pos);
-            }
-            return true;
-        }
-        false
-    }
-
-    /// Records delivered messages of a write that is about to fail.
-    pub fn remember<'a>(&mut self, msgs: impl IntoIterator<Item = &'a Message>) {
-        for msg in msgs {
-            let fp = fingerprint(msg);
-            if self.set.insert(fp) {
-                self.order.push_back(fp);
-            }
-            while self.order.len() > Self::CAP {
-                if let Some(old) = self.order.pop_front() {
-                    self.set.remove(&old);
-                }
-            }
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.set.is_empty()
     }
 }
 
@@ -370,19 +313,6 @@ mod tests {
         assert_eq!(t.render(&ev), "{x} 192.0.2.1 AS64496 None");
         assert!(EvTemplate::parse("{event[x]}").is_err());
         assert!(EvTemplate::parse("{ev[x]").is_err());
-    }
-
-    #[test]
-    fn delivered_skips_each_remembered_message_once() {
-        let h = harmonization();
-        let a = event(&h, json!({"source.ip": "192.0.2.1"}));
-        let b = event(&h, json!({"source.ip": "192.0.2.2"}));
-        let mut d = Delivered::default();
-        d.remember([&a]);
-        assert!(!d.take(&b));
-        assert!(d.take(&a));
-        assert!(!d.take(&a), "only once");
-        assert!(d.is_empty());
     }
 
     #[test]

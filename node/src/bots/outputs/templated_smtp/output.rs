@@ -22,9 +22,11 @@ use minijinja::{AutoEscape, Environment, Error, ErrorKind, State};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::bots::outputs::delivered::Delivered;
 use crate::bots::outputs::smtp::client::{Mail, Session, SmtpServer};
 use crate::bots::outputs::smtp::mime;
-use crate::bots::outputs::tcp::support::{de, hostname, Delivered};
+use crate::bots::outputs::tcp::support::{de, hostname};
+use crate::bots::outputs::tls::VerifyCert;
 use crate::bots::registry::BuildBot;
 use crate::bots::{BotError, Context, Level, OutputBot, ParamError};
 use crate::message::Message;
@@ -42,7 +44,7 @@ pub struct TemplatedSmtpOutputParams {
     /// SMTP port; default 25.
     #[serde(deserialize_with = "de::port")]
     pub smtp_port: u16,
-    /// SMTPS (not available in this build); default false.
+    /// SMTPS (TLS from the start); default false.
     #[serde(deserialize_with = "de::bool")]
     pub ssl: bool,
     /// Use STARTTLS; default false.
@@ -54,9 +56,9 @@ pub struct TemplatedSmtpOutputParams {
     /// SMTP password (with `username`); default null.
     #[serde(deserialize_with = "de::opt_string")]
     pub password: Option<String>,
-    /// Verify the TLS certificate; accepted, without effect (no TLS); default true.
-    #[serde(deserialize_with = "de::bool")]
-    pub verify_cert: bool,
+    /// Verify the server's TLS certificate against the system's CAs (true), not at all (false),
+    /// or (beyond IntelMQ) against a CA file given by its path; default true.
+    pub verify_cert: VerifyCert,
     /// Attachments `{content-type, text, name}`, all templates; default [].
     pub attachments: Vec<Value>,
     /// Sender template; default null (required).
@@ -82,7 +84,7 @@ impl Default for TemplatedSmtpOutputParams {
             starttls: false,
             username: None,
             password: None,
-            verify_cert: true,
+            verify_cert: VerifyCert::Yes,
             attachments: Vec::new(),
             mail_from: None,
             mail_to: None,
@@ -172,9 +174,7 @@ impl BuildBot for TemplatedSmtpOutputBot {
     type Params = TemplatedSmtpOutputParams;
 
     fn build(params: TemplatedSmtpOutputParams) -> Result<Self, ParamError> {
-        if params.ssl {
-            return Err(ParamError::new("ssl", "SMTPS needs TLS, which is not available in this build"));
-        }
+        let tls = SmtpServer::tls_config(params.ssl, params.starttls, &params.verify_cert, "verify_cert")?;
         let mail_from = params
             .mail_from
             .clone()
@@ -235,9 +235,11 @@ impl BuildBot for TemplatedSmtpOutputBot {
             server: SmtpServer {
                 host: params.smtp_host,
                 port: params.smtp_port,
+                ssl: params.ssl,
                 starttls: params.starttls,
                 username: user,
                 password: pass,
+                tls,
             },
             attachments,
             ignored,
@@ -291,8 +293,9 @@ impl OutputBot for TemplatedSmtpOutputBot {
     }
 
     fn write(&mut self, events: &[Message], ctx: &mut Context<'_>) -> Result<(), BotError> {
-        let pending: Vec<&Message> = events.iter().filter(|e| !self.delivered.take(e)).collect();
+        let pending = self.delivered.undelivered(events);
         if pending.is_empty() {
+            self.delivered.acknowledged(events);
             return Ok(());
         }
         let mails = pending.iter().map(|e| self.mail(e)).collect::<Result<Vec<_>, _>>()?;
@@ -300,11 +303,12 @@ impl OutputBot for TemplatedSmtpOutputBot {
         for (i, mail) in mails.iter().enumerate() {
             ctx.log.log(Level::Info, &format!("Sending mail to {:?}.", mail.to));
             if let Err(e) = session.send(mail, &mut *ctx.log) {
-                self.delivered.remember(pending[..i].iter().copied());
+                self.delivered.record_all(pending[..i].iter().copied());
                 return Err(e.into());
             }
         }
         session.quit();
+        self.delivered.acknowledged(events);
         Ok(())
     }
 }

@@ -1,7 +1,8 @@
 //! `intelmq.bots.outputs.touch.output`: sets the access and modification time of the file `path`
 //! to now for every event (IntelMQ's `os.utime(path, (now, now))`); a batch touches it once, which
-//! has the same effect. The file must exist: a missing file is a transient error (retried, then
-//! handled by `error_procedure`), as IntelMQ's `FileNotFoundError`.
+//! has the same effect. The file must exist. Difference from IntelMQ (whose `FileNotFoundError`
+//! ends in `error_procedure`): a missing file or one that cannot be touched is the far side being
+//! away, so the events wait in the inbox and the bot retries until the file is back.
 
 use std::fs::{FileTimes, OpenOptions};
 use std::time::SystemTime;
@@ -42,7 +43,7 @@ impl OutputBot for TouchOutputBot {
             return Ok(());
         }
         let path = ctx.resolve(&self.path);
-        let err = |e: std::io::Error| BotError::Transient(format!("cannot touch file {}: {e}", path.display()));
+        let err = |e: std::io::Error| BotError::Unavailable(format!("cannot touch file {}: {e}", path.display()));
         let file = OpenOptions::new().write(true).open(&path).map_err(err)?;
         let now = SystemTime::now();
         file.set_times(FileTimes::new().set_accessed(now).set_modified(now)).map_err(err)?;
@@ -60,7 +61,7 @@ mod tests {
     use crate::bots::{MemoryLog, MemoryState};
 
     #[test]
-    fn moves_the_modification_time_forward_and_fails_for_a_missing_file() {
+    fn moves_the_modification_time_forward_and_waits_for_a_missing_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("touched");
         std::fs::write(&path, "").unwrap();
@@ -74,7 +75,7 @@ mod tests {
         let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
         assert!(mtime > old + Duration::from_secs(3000));
         let mut missing = TouchOutputBot::build(TouchOutputParams { path: Some("nope".into()) }).unwrap();
-        assert!(matches!(missing.write(&[event(&h, serde_json::json!({}))], &mut ctx), Err(BotError::Transient(_))));
+        assert!(matches!(missing.write(&[event(&h, serde_json::json!({}))], &mut ctx), Err(BotError::Unavailable(_))));
         assert_eq!(TouchOutputBot::build(TouchOutputParams::default()).err().unwrap().key, "path");
     }
 }

@@ -1,0 +1,3 @@
+//! The `intelmq.bots.outputs.stomp` module: sends events to a STOMP destination.
+
+pub mod output;
