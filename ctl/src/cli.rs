@@ -12,8 +12,13 @@ Exit codes:
   1  error: the verb failed in IntelMQ's sense (e.g. `status` of a bot that is not running,
      a failed start, `check` found errors, a message failed in `run`)
   2  not found or usage: unknown bot, queue or dump id, bad arguments or message
-  3  cannot connect to the node (is intelmq-node running?)
-  4  authentication failed (missing or wrong token)
+  3  cannot connect to the node (is intelmq-node running?), or TLS failed for another reason
+     than a certificate (e.g. the endpoint does not speak TLS)
+  4  authentication failed: missing or wrong token, the node refused our client certificate
+     (mutual TLS), or the node's certificate is not trusted (--ca)
+
+TLS: `--endpoint https://host:port --ca ca.pem [--cert client.pem --key client.key]`; the
+TLS files apply to TCP endpoints only, never to the Unix socket.
 
 Both grammars work: `intelmqctl bot start expert-1` and IntelMQ's `intelmqctl start expert-1`.";
 
@@ -44,6 +49,16 @@ pub struct GlobalOpts {
     /// File holding the bearer token sent to the node (default $INTELMQ_CTL_TOKEN_FILE).
     #[arg(long, global = true, value_name = "FILE", env = "INTELMQ_CTL_TOKEN_FILE", hide_env_values = true)]
     pub token_file: Option<PathBuf>,
+    /// PEM CA certificate(s) the node's TLS certificate must chain to (default $INTELMQ_CTL_CA).
+    /// Turns on TLS for --endpoint; an https:// endpoint without it trusts the system's roots.
+    #[arg(long, global = true, value_name = "FILE", env = "INTELMQ_CTL_CA")]
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS (default $INTELMQ_CTL_CERT); needs --key.
+    #[arg(long, global = true, value_name = "FILE", env = "INTELMQ_CTL_CERT", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of --cert (default $INTELMQ_CTL_KEY).
+    #[arg(long, global = true, value_name = "FILE", env = "INTELMQ_CTL_KEY", requires = "cert")]
+    pub key: Option<PathBuf>,
     /// Print IntelMQ's JSON result shapes (indent 4) instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -720,6 +735,16 @@ mod tests {
         let cli = Cli::try_parse_from(["intelmqctl", "-t", "text", "status"]).expect("parses");
         assert!(!cli.global.json());
         assert!(Cli::try_parse_from(["intelmqctl", "--socket", "/s", "--endpoint", "http://h:1", "status"]).is_err());
+    }
+
+    #[test]
+    fn client_certificate_and_key_come_together() {
+        let cli = Cli::try_parse_from(["intelmqctl", "status", "--ca", "ca.pem", "--cert", "c.pem", "--key", "c.key"])
+            .expect("parses");
+        assert_eq!(cli.global.ca.as_deref(), Some(std::path::Path::new("ca.pem")));
+        assert_eq!(cli.global.key.as_deref(), Some(std::path::Path::new("c.key")));
+        assert!(Cli::try_parse_from(["intelmqctl", "status", "--cert", "c.pem"]).is_err());
+        assert!(Cli::try_parse_from(["intelmqctl", "--key", "c.key", "status"]).is_err());
     }
 
     #[test]

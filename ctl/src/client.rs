@@ -1,5 +1,6 @@
-//! The connection to the node (Unix socket or TCP, bearer-token interceptor) and the mapping of
-//! every failure, local or gRPC, to one diagnostic line and an exit code.
+//! The connection to the node (Unix socket, or TCP with TLS / mutual TLS and a bearer-token
+//! interceptor) and the mapping of every failure, local, TLS or gRPC, to one diagnostic line and an
+//! exit code.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use hyper_util::rt::TokioIo;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Uri};
 use tonic::{Code, Request, Status};
 
 use intelmq_proto::control::v1::control_client::ControlClient;
@@ -24,7 +25,8 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code: no node to talk to.
 pub const EXIT_CONNECT: u8 = 3;
-/// Exit code: the node refused our credentials.
+/// Exit code: the node refused our credentials (token or client certificate), or we refused the
+/// node's TLS certificate.
 pub const EXIT_AUTH: u8 = 4;
 
 const DEFAULT_ROOT: &str = "/opt/intelmq";
@@ -78,7 +80,17 @@ impl std::error::Error for CtlError {}
 
 impl From<Status> for CtlError {
     fn from(s: Status) -> Self {
+        if let Some(e) = tls_failure(&s) {
+            return e;
+        }
         let msg = if s.message().is_empty() { s.code().description().to_string() } else { s.message().to_string() };
+        if msg.starts_with("h2 protocol error") {
+            // The connection broke below gRPC, e.g. plain HTTP/2 to a listener that speaks TLS.
+            return CtlError::new(
+                EXIT_CONNECT,
+                format!("the connection to the node failed: {msg} (a node speaking TLS needs https:// and --ca)"),
+            );
+        }
         match s.code() {
             Code::NotFound => CtlError { not_found: true, ..CtlError::new(EXIT_USAGE, msg) },
             Code::InvalidArgument => CtlError::new(EXIT_USAGE, msg),
@@ -178,14 +190,106 @@ pub fn read_token(path: &Path) -> Result<String, CtlError> {
     Ok(token.to_string())
 }
 
-/// Connects to the node; a node that is not there is exit code 3.
-pub async fn connect(target: &Target, token: Option<&str>) -> Result<Client, CtlError> {
+/// TLS for a TCP endpoint: `--ca`, `--cert`, `--key` (or `$INTELMQ_CTL_CA`, `_CERT`, `_KEY`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM CA certificates the node's certificate must chain to (default: the system's roots).
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate and key, for mutual TLS.
+    pub identity: Option<(PathBuf, PathBuf)>,
+}
+
+impl TlsFiles {
+    /// Whether any TLS file was given (then TCP speaks TLS whatever the endpoint's scheme).
+    pub fn any(&self) -> bool {
+        self.ca.is_some() || self.identity.is_some()
+    }
+
+    /// The client's TLS configuration; an unreadable file is exit code 2 naming it.
+    pub fn client_config(&self) -> Result<ClientTlsConfig, CtlError> {
+        let read = |what: &str, path: &Path, block: &str| -> Result<Vec<u8>, CtlError> {
+            let data = std::fs::read(path)
+                .map_err(|e| CtlError::usage(format!("cannot read the {what} {}: {e}", path.display())))?;
+            if !String::from_utf8_lossy(&data).contains(block) {
+                return Err(CtlError::usage(format!("the {what} {} holds no PEM {block}", path.display())));
+            }
+            Ok(data)
+        };
+        let mut config = ClientTlsConfig::new().timeout(CONNECT_TIMEOUT);
+        config = match &self.ca {
+            Some(ca) => config.ca_certificate(Certificate::from_pem(read("CA file", ca, "CERTIFICATE-----")?)),
+            None => config.with_native_roots(),
+        };
+        if let Some((cert, key)) = &self.identity {
+            let cert = read("client certificate file", cert, "CERTIFICATE-----")?;
+            let key = read("client key file", key, "PRIVATE KEY-----")?;
+            config = config.identity(Identity::from_pem(cert, key));
+        }
+        Ok(config)
+    }
+}
+
+/// The URL to dial: `host:port` gets `http://`, and with TLS `http://` becomes `https://`.
+pub fn endpoint_url(url: &str, tls: bool) -> String {
+    let url = if url.contains("://") { url.to_string() } else { format!("http://{url}") };
+    match url.strip_prefix("http://") {
+        Some(rest) if tls => format!("https://{rest}"),
+        _ => url,
+    }
+}
+
+/// A TLS failure somewhere in `e`'s chain, as an exit code and one line: certificates refused
+/// either way are exit code 4 (credentials), other TLS errors exit code 3 (cannot connect).
+pub fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<CtlError> {
+    let mut cur = Some(e);
+    let mut typed = None;
+    while let Some(err) = cur {
+        let io_inner = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
+        if let Some(r) = io_inner.and_then(|i| i.downcast_ref::<rustls::Error>()).or(err.downcast_ref()) {
+            typed = Some(r.to_string());
+            break;
+        }
+        cur = err.source();
+    }
+    // Some layers keep only the text of the TLS error, so the text decides.
+    let text = typed.clone().unwrap_or_else(|| root_cause(e));
+    const REFUSED: &[&str] = &[
+        "CertificateRequired",
+        "BadCertificate",
+        "UnknownCA",
+        "CertificateUnknown",
+        "CertificateExpired",
+        "CertificateRevoked",
+        "UnsupportedCertificate",
+        "AccessDenied",
+    ];
+    if text.contains("invalid peer certificate") {
+        Some(CtlError::new(
+            EXIT_AUTH,
+            format!("the node's TLS certificate is not trusted: {text} (check --ca and the endpoint's host name)"),
+        ))
+    } else if text.contains("received fatal alert") && REFUSED.iter().any(|a| text.contains(a)) {
+        Some(CtlError::new(
+            EXIT_AUTH,
+            format!("the node refused our client certificate: {text} (mutual TLS: give --cert and --key)"),
+        ))
+    } else if typed.is_some() || text.contains("received fatal alert") {
+        Some(CtlError::new(EXIT_CONNECT, format!("TLS with the node failed: {text} (does the endpoint speak TLS?)")))
+    } else {
+        None
+    }
+}
+
+/// Connects to the node; a node that is not there is exit code 3. `tls` applies to TCP endpoints.
+pub async fn connect(target: &Target, token: Option<&str>, tls: &TlsFiles) -> Result<Client, CtlError> {
     let auth = Auth::new(token)?;
-    let cannot = |e: &dyn std::error::Error| {
-        CtlError::new(
-            EXIT_CONNECT,
-            format!("cannot connect to the node at {target}: {} (is intelmq-node running?)", root_cause(e)),
-        )
+    let cannot = |e: &(dyn std::error::Error + 'static)| {
+        tls_failure(e).unwrap_or_else(|| {
+            CtlError::new(
+                EXIT_CONNECT,
+                format!("cannot connect to the node at {target}: {} (is intelmq-node running?)", root_cause(e)),
+            )
+        })
     };
     let channel = match target {
         Target::Socket(path) => {
@@ -202,9 +306,15 @@ pub async fn connect(target: &Target, token: Option<&str>) -> Result<Client, Ctl
                 .map_err(|e| cannot(&e))?
         }
         Target::Tcp(url) => {
-            let endpoint = Endpoint::from_shared(url.clone())
+            let url = endpoint_url(url, tls.any());
+            let mut endpoint = Endpoint::from_shared(url.clone())
                 .map_err(|e| CtlError::usage(format!("bad endpoint `{url}`: {}", root_cause(&e))))?
                 .connect_timeout(CONNECT_TIMEOUT);
+            if url.starts_with("https://") {
+                endpoint = endpoint
+                    .tls_config(tls.client_config()?)
+                    .map_err(|e| CtlError::usage(format!("TLS settings: {}", root_cause(&e))))?;
+            }
             endpoint.connect().await.map_err(|e| cannot(&e))?
         }
     };
@@ -280,6 +390,51 @@ mod tests {
     }
 
     #[test]
+    fn tls_settings_turn_the_endpoint_into_https() {
+        assert_eq!(endpoint_url("http://h:1", false), "http://h:1");
+        assert_eq!(endpoint_url("http://h:1", true), "https://h:1");
+        assert_eq!(endpoint_url("https://h:1", false), "https://h:1");
+        assert_eq!(endpoint_url("h:1", false), "http://h:1");
+        assert_eq!(endpoint_url("h:1", true), "https://h:1");
+    }
+
+    #[test]
+    fn tls_failures_are_auth_or_connect_errors() {
+        use rustls::{AlertDescription, CertificateError};
+        let wrap = |e: rustls::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let untrusted = wrap(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer));
+        let e = tls_failure(&untrusted).expect("a TLS failure");
+        assert_eq!(e.code, EXIT_AUTH);
+        assert!(e.message.contains("not trusted"), "{}", e.message);
+        let refused = wrap(rustls::Error::AlertReceived(AlertDescription::CertificateRequired));
+        assert_eq!(tls_failure(&refused).map(|e| e.code), Some(EXIT_AUTH));
+        let garbage = wrap(rustls::Error::General("corrupt".into()));
+        assert_eq!(tls_failure(&garbage).map(|e| e.code), Some(EXIT_CONNECT));
+        // Only the text left, as after h2.
+        let text = std::io::Error::other("received fatal alert: UnknownCA");
+        let e = tls_failure(&text).expect("a TLS failure");
+        assert_eq!(e.code, EXIT_AUTH);
+        assert!(e.message.starts_with("the node refused our client certificate"), "{}", e.message);
+        let plain_h2 = CtlError::from(Status::internal("h2 protocol error: http2 error"));
+        assert_eq!(plain_h2.code, EXIT_CONNECT);
+        let plain = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(tls_failure(&plain), None);
+    }
+
+    #[test]
+    fn unreadable_tls_files_are_usage_errors_naming_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = dir.path().join("ca.pem");
+        let files = TlsFiles { ca: Some(ca.clone()), identity: None };
+        let e = files.client_config().map(|_| ()).expect_err("missing");
+        assert_eq!(e.code, EXIT_USAGE);
+        assert!(e.message.contains(&ca.display().to_string()), "{}", e.message);
+        std::fs::write(&ca, "hello").expect("write");
+        let e = files.client_config().map(|_| ()).expect_err("not PEM");
+        assert!(e.message.contains("holds no PEM"), "{}", e.message);
+    }
+
+    #[test]
     fn diagnostics_stay_on_one_line() {
         let e = CtlError::from(Status::internal("first\n  second\n"));
         assert_eq!(e.message, "Internal error: first; second");
@@ -311,7 +466,7 @@ mod tests {
     async fn a_missing_socket_is_exit_code_three_with_a_hint() {
         let dir = tempfile::tempdir().expect("tempdir");
         let target = Target::Socket(dir.path().join("var/run/control.sock"));
-        let err = connect(&target, None).await.map(|_| ()).expect_err("no node");
+        let err = connect(&target, None, &TlsFiles::default()).await.map(|_| ()).expect_err("no node");
         assert_eq!(err.code, EXIT_CONNECT);
         assert!(err.message.starts_with("cannot connect to the node at "), "{}", err.message);
         assert!(err.message.ends_with("(is intelmq-node running?)"), "{}", err.message);

@@ -98,7 +98,8 @@ async fn execute(global: &cli::GlobalOpts, action: Action) -> Result<u8, CtlErro
         resolve_target(global, std::env::var("INTELMQ_CTL_ENDPOINT").ok(), std::env::var("INTELMQ_ROOT_DIR").ok());
     precheck(&action)?;
     let token = global.token_file.as_deref().map(read_token).transpose()?;
-    let client = connect(&target, token.as_deref()).await?;
+    let tls = client::TlsFiles { ca: global.ca.clone(), identity: global.cert.clone().zip(global.key.clone()) };
+    let client = connect(&target, token.as_deref(), &tls).await?;
     let ctx = &mut Ctx { client, json: global.json() };
     match action {
         Action::Lifecycle { verb, selector } => bot::lifecycle(ctx, verb, selector).await,

@@ -170,7 +170,16 @@ impl Ctl {
     pub fn run_raw<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> CtlOutput {
         let mut c = Command::new(binary("intelmqctl"));
         c.args(args).stdin(Stdio::null());
-        for k in ["INTELMQ_ROOT_DIR", "INTELMQ_CTL_ENDPOINT", "INTELMQ_CTL_TOKEN_FILE", "EDITOR", "VISUAL"] {
+        for k in [
+            "INTELMQ_ROOT_DIR",
+            "INTELMQ_CTL_ENDPOINT",
+            "INTELMQ_CTL_TOKEN_FILE",
+            "INTELMQ_CTL_CA",
+            "INTELMQ_CTL_CERT",
+            "INTELMQ_CTL_KEY",
+            "EDITOR",
+            "VISUAL",
+        ] {
             c.env_remove(k);
         }
         for (k, v) in &self.env {

@@ -52,15 +52,41 @@ impl Default for StoreConfig {
 }
 
 /// `control`: the gRPC listeners besides the always-on Unix socket `var/run/control.sock`.
-#[derive(Clone, Debug, PartialEq, Default)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ControlConfig {
     /// `control.tcp`, default null (no TCP listener), e.g. `127.0.0.1:7600`.
     pub tcp: Option<SocketAddr>,
     /// `control.token_file`, default null: a file holding the bearer token TCP clients must send.
-    /// Required when `tcp` is not a loopback address. Relative paths are under the root; see
-    /// [`NodeConfig::token_file`].
+    /// A TCP address beyond loopback needs it or `tls_client_ca`. Relative paths are under the
+    /// root; see [`NodeConfig::token_file`].
     pub token_file: Option<String>,
+    /// `control.tls_cert`, default null: the PEM certificate chain of the TCP listener. With
+    /// `tls_key`, TCP speaks TLS. Relative paths are under the root (as every file here).
+    pub tls_cert: Option<String>,
+    /// `control.tls_key`, default null: the PEM private key of `tls_cert`.
+    pub tls_key: Option<String>,
+    /// `control.tls_client_ca`, default null: PEM CA certificates; when set, TCP clients must
+    /// present a certificate signed by one of them (mutual TLS). Needs `tls_cert`.
+    pub tls_client_ca: Option<String>,
+    /// `control.rate_window_ms`, default 10000: the window over which stats give a bot's rate.
+    pub rate_window_ms: u64,
 }
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            tcp: None,
+            token_file: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            rate_window_ms: DEFAULT_RATE_WINDOW_MS,
+        }
+    }
+}
+
+/// The default of `control.rate_window_ms`.
+pub const DEFAULT_RATE_WINDOW_MS: u64 = 10_000;
 
 /// One other node of the botnet (`peers` entries: `{"id": .., "control": "host:port"}`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,6 +128,17 @@ impl NodeConfig {
     /// The token file, resolved against `root` when relative.
     pub fn token_file(&self, root: &Path) -> Option<PathBuf> {
         self.control.token_file.as_ref().map(|p| root.join(p))
+    }
+
+    /// The TLS files of the TCP listener (certificate, key, client CA), resolved against `root`.
+    pub fn tls_files(&self, root: &Path) -> Option<(PathBuf, PathBuf, Option<PathBuf>)> {
+        let c = &self.control;
+        match (&c.tls_cert, &c.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some((root.join(cert), root.join(key), c.tls_client_ca.as_ref().map(|p| root.join(p))))
+            }
+            _ => None,
+        }
     }
 
     /// Whether `node` (a bot's `node:` value) names this node; `None` does.
@@ -173,22 +210,57 @@ impl NodeConfig {
 
         if let Some(v) = non_null(top.get("control")) {
             let control = as_object(v, "control").map_err(|r| err("control", r))?;
-            check_keys(control, "control.", &["tcp", "token_file"]).map_err(|(k, r)| err(&k, r))?;
-            if let Some(v) = non_null(control.get("token_file")) {
-                let p = as_str(v).map_err(|r| err("control.token_file", r))?;
+            check_keys(
+                control,
+                "control.",
+                &["tcp", "token_file", "tls_cert", "tls_key", "tls_client_ca", "rate_window_ms"],
+            )
+            .map_err(|(k, r)| err(&k, r))?;
+            let file = |key: &str| -> Result<Option<String>, ConfigError> {
+                let name = format!("control.{key}");
+                let Some(v) = non_null(control.get(key)) else { return Ok(None) };
+                let p = as_str(v).map_err(|r| err(&name, r))?;
                 if p.is_empty() {
-                    return Err(err("control.token_file", "must not be empty".to_string()));
+                    return Err(err(&name, "must not be empty".to_string()));
                 }
-                cfg.control.token_file = Some(p.to_string());
+                Ok(Some(p.to_string()))
+            };
+            cfg.control.token_file = file("token_file")?;
+            cfg.control.tls_cert = file("tls_cert")?;
+            cfg.control.tls_key = file("tls_key")?;
+            cfg.control.tls_client_ca = file("tls_client_ca")?;
+            match (&cfg.control.tls_cert, &cfg.control.tls_key) {
+                (Some(_), None) => return Err(err("control.tls_key", "missing: `tls_cert` needs its key".to_string())),
+                (None, Some(_)) => {
+                    return Err(err("control.tls_cert", "missing: `tls_key` needs its certificate".to_string()))
+                }
+                (None, None) if cfg.control.tls_client_ca.is_some() => {
+                    return Err(err(
+                        "control.tls_client_ca",
+                        "client certificates need TLS: set `tls_cert` and `tls_key` too".to_string(),
+                    ))
+                }
+                _ => {}
+            }
+            if let Some(v) = non_null(control.get("rate_window_ms")) {
+                let ms = v
+                    .as_u64()
+                    .filter(|ms| *ms >= 100)
+                    .ok_or_else(|| err("control.rate_window_ms", format!("`{v}` is not an integer of at least 100")))?;
+                cfg.control.rate_window_ms = ms;
             }
             if let Some(v) = non_null(control.get("tcp")) {
                 let s = as_str(v).map_err(|r| err("control.tcp", r))?;
                 let addr: SocketAddr =
                     s.parse().map_err(|_| err("control.tcp", format!("`{s}` is not an ip:port socket address")))?;
-                if !addr.ip().is_loopback() && cfg.control.token_file.is_none() {
+                let authenticated = cfg.control.token_file.is_some() || cfg.control.tls_client_ca.is_some();
+                if !addr.ip().is_loopback() && !authenticated {
                     return Err(err(
                         "control.tcp",
-                        format!("`{s}` is not a loopback address, so `control.token_file` is required"),
+                        format!(
+                            "`{s}` is not a loopback address, so clients must authenticate: set \
+                             `control.token_file` or `control.tls_client_ca` (mutual TLS)"
+                        ),
                     ));
                 }
                 cfg.control.tcp = Some(addr);
@@ -318,6 +390,48 @@ mod tests {
         let e = parse(r#"{"control": {"tcp": "0.0.0.0:7600"}}"#).unwrap_err();
         assert!(matches!(&e, ConfigError::NodeConf { key, .. } if key == "control.tcp"), "{e}");
         assert!(parse(r#"{"control": {"tcp": "127.0.0.1:7600"}}"#).is_ok());
+    }
+
+    #[test]
+    fn tcp_off_loopback_accepts_mutual_tls_as_auth() {
+        let cfg = parse(
+            r#"{"control": {"tcp": "0.0.0.0:7600", "tls_cert": "etc/c.pem", "tls_key": "/k/c.key",
+                            "tls_client_ca": "etc/ca.pem"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.tls_files(Path::new("/r")),
+            Some((PathBuf::from("/r/etc/c.pem"), PathBuf::from("/k/c.key"), Some(PathBuf::from("/r/etc/ca.pem"))))
+        );
+        // TLS without client certificates is encryption, not authentication.
+        let e = parse(r#"{"control": {"tcp": "0.0.0.0:7600", "tls_cert": "c", "tls_key": "k"}}"#).unwrap_err();
+        assert!(matches!(&e, ConfigError::NodeConf { key, .. } if key == "control.tcp"), "{e}");
+        assert!(e.to_string().contains("tls_client_ca"), "{e}");
+        let both = parse(r#"{"control": {"tcp": "0.0.0.0:1", "tls_cert": "c", "tls_key": "k", "token_file": "t"}}"#);
+        assert!(both.is_ok());
+    }
+
+    #[test]
+    fn tls_settings_come_in_pairs() {
+        let e = parse(r#"{"control": {"tls_cert": "c"}}"#).unwrap_err();
+        assert!(matches!(&e, ConfigError::NodeConf { key, .. } if key == "control.tls_key"), "{e}");
+        let e = parse(r#"{"control": {"tls_key": "k"}}"#).unwrap_err();
+        assert!(matches!(&e, ConfigError::NodeConf { key, .. } if key == "control.tls_cert"), "{e}");
+        let e = parse(r#"{"control": {"tls_client_ca": "ca"}}"#).unwrap_err();
+        assert!(matches!(&e, ConfigError::NodeConf { key, .. } if key == "control.tls_client_ca"), "{e}");
+        let e = parse(r#"{"control": {"tls_cert": ""}}"#).unwrap_err();
+        assert!(matches!(&e, ConfigError::NodeConf { key, .. } if key == "control.tls_cert"), "{e}");
+        let e = parse(r#"{"control": {"tls_certificate": "c"}}"#).unwrap_err();
+        assert!(matches!(&e, ConfigError::NodeConf { key, .. } if key == "control.tls_certificate"), "{e}");
+        assert_eq!(parse("{}").unwrap().tls_files(Path::new("/r")), None);
+    }
+
+    #[test]
+    fn rate_window_has_a_floor() {
+        assert_eq!(parse("{}").unwrap().control.rate_window_ms, 10_000);
+        assert_eq!(parse(r#"{"control": {"rate_window_ms": 500}}"#).unwrap().control.rate_window_ms, 500);
+        let e = parse(r#"{"control": {"rate_window_ms": 5}}"#).unwrap_err();
+        assert!(matches!(&e, ConfigError::NodeConf { key, .. } if key == "control.rate_window_ms"), "{e}");
     }
 
     #[test]

@@ -2,14 +2,17 @@
 //! `proto/intelmq/control/v1/control.proto`), `grpc.health.v1` (the empty name is the node, one
 //! service name per bot, SERVING only while the bot runs) and server reflection. Served on the Unix
 //! socket `<root>/var/run/control.sock` (mode 0660) always, and on TCP when `node.conf` asks for
-//! it, where a bearer token is required if a token file is configured. There are no pid files: a
-//! node that finds a live socket under its root refuses to start, a stale one is replaced.
+//! it, where a bearer token is required if a token file is configured and TLS (mutual TLS with a
+//! client CA) is spoken when a certificate is configured. There are no pid files: a node that finds
+//! a live socket under its root refuses to start, a stale one is replaced.
 //!
 //! Depends on `runtime` (the [`NodeHandle`]), `store`, `config`, `message` and the proto crate.
 
 mod auth;
+mod destinations;
 mod ops;
 mod service;
+mod tls;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -21,6 +24,7 @@ use tonic::transport::Server;
 
 pub use ops::{check, parse_log_line, LogRecord};
 pub use service::ControlService;
+pub use tls::TlsFileError;
 
 use crate::runtime::{ControlError, NodeHandle, RunState};
 
@@ -54,6 +58,8 @@ pub enum ServeError {
     Token { file: PathBuf, source: std::io::Error },
     #[error("the token file {0} is empty")]
     EmptyToken(PathBuf),
+    #[error("cannot use the {0}")]
+    Tls(#[from] TlsFileError),
     #[error("cannot start the control plane: {0}")]
     Runtime(String),
 }
@@ -76,6 +82,10 @@ pub fn spawn(node: NodeHandle) -> Result<(), ServeError> {
     let botnet = node.botnet().map_err(|e| ServeError::Runtime(e.to_string()))?;
     let socket = socket_path(&botnet.root);
     let tcp = botnet.node.control.tcp;
+    let tls = match botnet.node.tls_files(&botnet.root) {
+        Some((cert, key, ca)) => Some(tls::server_config(&cert, &key, ca.as_deref())?),
+        None => None,
+    };
     let token = match botnet.node.token_file(&botnet.root) {
         Some(file) => {
             let text =
@@ -117,11 +127,18 @@ pub fn spawn(node: NodeHandle) -> Result<(), ServeError> {
                     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660))
                         .map_err(|source| ServeError::Bind { what: socket.display().to_string(), source })?;
                     let tcp_listener = match tcp {
-                        Some(addr) => Some(
-                            tokio::net::TcpListener::bind(addr)
+                        Some(addr) => {
+                            let listener = tokio::net::TcpListener::bind(addr)
                                 .await
-                                .map_err(|source| ServeError::Bind { what: addr.to_string(), source })?,
-                        ),
+                                .map_err(|source| ServeError::Bind { what: addr.to_string(), source })?;
+                            let server = match tls {
+                                Some(t) => Server::builder()
+                                    .tls_config(t)
+                                    .map_err(|e| ServeError::Runtime(format!("TLS on {addr}: {e}")))?,
+                                None => Server::builder(),
+                            };
+                            Some((listener, server))
+                        }
                         None => None,
                     };
                     Ok::<_, ServeError>((uds, tcp_listener))
@@ -142,14 +159,16 @@ pub fn spawn(node: NodeHandle) -> Result<(), ServeError> {
     rx.recv().map_err(|e| ServeError::Runtime(e.to_string()))?
 }
 
-/// Serves the control plane on already-bound listeners until the process ends.
+/// Serves the control plane on already-bound listeners until the process ends. The TCP listener
+/// comes with its server builder, which holds the TLS configuration if any.
 pub async fn serve(
     node: NodeHandle,
     uds: tokio::net::UnixListener,
-    tcp: Option<tokio::net::TcpListener>,
+    tcp: Option<(tokio::net::TcpListener, Server)>,
     token: Option<String>,
 ) {
     let service = ControlService::new(node.clone());
+    service.spawn_sampler();
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_service_status("", tonic_health::ServingStatus::Serving).await;
     let reflection = tonic_reflection::server::Builder::configure()
@@ -187,8 +206,8 @@ pub async fn serve(
         .add_service(ControlServer::new(service.clone()))
         .serve_with_incoming(UnixListenerStream::new(uds));
     let tcp_server = async move {
-        let Some(listener) = tcp else { return Ok(()) };
-        Server::builder()
+        let Some((listener, mut server)) = tcp else { return Ok(()) };
+        server
             .add_service(health_service)
             .add_optional_service(reflection)
             .add_service(ControlServer::with_interceptor(service, auth::BearerAuth::new(token)))

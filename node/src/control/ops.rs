@@ -314,9 +314,10 @@ pub fn import_dumps(node: &NodeHandle, json: &str, bot_id: &str) -> Result<u64, 
     Ok(n)
 }
 
-/// IntelMQ's `intelmqctl check`, adapted: configuration, bots, harmonization, store and wiring.
+/// IntelMQ's `intelmqctl check`, adapted: configuration, bots, harmonization, store and wiring,
+/// and with `connections` the outputs' destinations (a TCP connect each; up to a second).
 /// Returns (level, message) lines; level is `info`, `warning` or `error`.
-pub fn check(root: &Path, node: Option<&NodeHandle>) -> Vec<(String, String)> {
+pub fn check(root: &Path, node: Option<&NodeHandle>, connections: bool) -> Vec<(String, String)> {
     let mut lines: Vec<(String, String)> = Vec::new();
     let mut add = |level: &str, msg: String| lines.push((level.to_string(), msg));
     let botnet = match config::load(root) {
@@ -364,6 +365,11 @@ pub fn check(root: &Path, node: Option<&NodeHandle>) -> Vec<(String, String)> {
         }
     }
     let mut add = |level: &str, msg: String| lines.push((level.to_string(), msg));
+    if connections {
+        for w in super::destinations::unreachable(&botnet, super::destinations::CONNECT_TIMEOUT) {
+            add("warning", w);
+        }
+    }
     if let Some(node) = node {
         let configured = botnet.queues();
         let names = node.store.queue_names();

@@ -1,7 +1,7 @@
 //! [`ControlService`]: the gRPC service, a thin translation between the contract's messages and
 //! the runtime ([`NodeHandle`]) and [`super::ops`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,17 +15,102 @@ use super::ops;
 use crate::bots::Level;
 use crate::runtime::{BotStatusInfo, Command, ControlError, NodeHandle, RunState, Selector};
 
+/// Samples of a counter per bot, covering the last `window`: a bot's rate is how much its counter
+/// grew over that window, per second.
+#[derive(Debug)]
+pub struct RateWindow {
+    window: Duration,
+    samples: HashMap<String, VecDeque<(Instant, u64)>>,
+}
+
+impl RateWindow {
+    pub fn new(window: Duration) -> Self {
+        RateWindow { window, samples: HashMap::new() }
+    }
+
+    /// How often the sampler should record counters: ten samples per window, 50 ms to 1 s apart.
+    pub fn sample_every(&self) -> Duration {
+        (self.window / 10).clamp(Duration::from_millis(50), Duration::from_secs(1))
+    }
+
+    /// Records `count` for `bot` at `now`, dropping samples no longer needed: the newest sample at
+    /// or before the start of the window is kept as the baseline.
+    pub fn record(&mut self, bot: &str, now: Instant, count: u64) {
+        let q = self.samples.entry(bot.to_string()).or_default();
+        q.push_back((now, count));
+        let start = now.checked_sub(self.window);
+        while let (Some(start), Some(&(second, _))) = (start, q.get(1)) {
+            if second > start {
+                break;
+            }
+            q.pop_front();
+        }
+    }
+
+    /// Forgets the bots not in `bots` (after a reload removed them).
+    pub fn retain(&mut self, bots: &[&str]) {
+        self.samples.retain(|b, _| bots.contains(&b.as_str()));
+    }
+
+    /// Per second over the window (or since the first sample, if younger): the counter now is
+    /// `count`. A counter that went back (a new store) counts as 0.
+    pub fn rate(&self, bot: &str, now: Instant, count: u64) -> f64 {
+        let Some(&(then, before)) = self.samples.get(bot).and_then(|q| q.front()) else { return 0.0 };
+        let dt = now.saturating_duration_since(then).as_secs_f64();
+        if dt < 0.05 {
+            return 0.0;
+        }
+        count.saturating_sub(before) as f64 / dt
+    }
+}
+
 /// The control service of one node.
 #[derive(Clone)]
 pub struct ControlService {
     node: NodeHandle,
-    /// Last (time, sent) per bot, for rates.
-    rates: Arc<Mutex<HashMap<String, (Instant, u64, f64)>>>,
+    /// Samples of the `received` counters, for rates.
+    rates: Arc<Mutex<RateWindow>>,
 }
 
 impl ControlService {
     pub fn new(node: NodeHandle) -> Self {
-        ControlService { node, rates: Arc::new(Mutex::new(HashMap::new())) }
+        let window =
+            node.botnet().map(|b| b.node.control.rate_window_ms).unwrap_or(crate::config::DEFAULT_RATE_WINDOW_MS);
+        ControlService { node, rates: Arc::new(Mutex::new(RateWindow::new(Duration::from_millis(window)))) }
+    }
+
+    /// Records every bot's `received` counter now and then, for [`RateWindow::rate`]. Runs until the
+    /// process ends; call it inside the control plane's runtime.
+    pub fn spawn_sampler(&self) {
+        let svc = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let every = match svc.sample() {
+                    Ok(every) => every,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "stats sampling failed");
+                        Duration::from_secs(1)
+                    }
+                };
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
+
+    fn sample(&self) -> Result<Duration, Status> {
+        let botnet = self.node.botnet()?;
+        let mut counts = Vec::with_capacity(botnet.bots.len());
+        for b in &botnet.bots {
+            let c = self.node.store.counters(&b.id).map_err(|e| Status::internal(e.to_string()))?;
+            counts.push((b.id.as_str(), c.received));
+        }
+        let now = Instant::now();
+        let mut rates = self.rates.lock().map_err(|_| Status::internal("rates lock poisoned"))?;
+        for (bot, count) in &counts {
+            rates.record(bot, now, *count);
+        }
+        rates.retain(&counts.iter().map(|(b, _)| *b).collect::<Vec<_>>());
+        Ok(rates.sample_every())
     }
 
     async fn lifecycle(&self, cmd: Command, sel: Option<pb::BotSelector>) -> Result<Vec<pb::BotStatus>, Status> {
@@ -36,26 +121,12 @@ impl ControlService {
 
     fn stats(&self) -> Result<Vec<pb::BotStats>, Status> {
         let botnet = self.node.botnet()?;
-        let mut rates = self.rates.lock().map_err(|_| Status::internal("rates lock poisoned"))?;
+        let rates = self.rates.lock().map_err(|_| Status::internal("rates lock poisoned"))?;
         let now = Instant::now();
         let mut out = Vec::new();
         for b in &botnet.bots {
             let c = self.node.store.counters(&b.id).map_err(|e| Status::internal(e.to_string()))?;
-            let rate = match rates.get(&b.id) {
-                Some((then, sent, last_rate)) => {
-                    let dt = now.duration_since(*then).as_secs_f64();
-                    if dt >= 0.5 {
-                        c.sent.saturating_sub(*sent) as f64 / dt
-                    } else {
-                        *last_rate
-                    }
-                }
-                None => 0.0,
-            };
-            let keep = rates.get(&b.id).is_some_and(|(then, _, _)| now.duration_since(*then).as_secs_f64() < 0.5);
-            if !keep {
-                rates.insert(b.id.clone(), (now, c.sent, rate));
-            }
+            let rate = rates.rate(&b.id, now, c.received);
             out.push(pb::BotStats {
                 bot_id: b.id.clone(),
                 state: String::new(),
@@ -260,9 +331,14 @@ impl Control for ControlService {
         Ok(Response::new(pb::GetLogResponse { lines }))
     }
 
-    async fn check(&self, _r: Request<pb::CheckRequest>) -> Result<Response<pb::CheckResponse>, Status> {
+    async fn check(&self, r: Request<pb::CheckRequest>) -> Result<Response<pb::CheckResponse>, Status> {
+        let connections = !r.into_inner().no_connections;
         let root = self.node.botnet()?.root;
-        let mut lines = ops::check(&root, Some(&self.node));
+        let node = self.node.clone();
+        // Connection checks block for up to a second: off the runtime's threads.
+        let mut lines = tokio::task::spawn_blocking(move || ops::check(&root, Some(&node), connections))
+            .await
+            .map_err(|e| Status::internal(format!("check failed: {e}")))?;
         for b in self.node.control(Command::Status, Selector::default()).await? {
             if let RunState::Failed(reason) = &b.state {
                 lines.push(("warning".into(), format!("Bot {:?} has failed: {reason}.", b.bot_id)));
@@ -410,5 +486,51 @@ impl Control for ControlService {
             }
         });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_covers_the_window_and_falls_to_zero_when_idle() {
+        let mut w = RateWindow::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert_eq!(w.rate("a", t0, 5), 0.0, "no sample yet");
+        w.record("a", t0, 0);
+        assert_eq!(w.rate("a", t0, 0), 0.0);
+        // 10 messages per second for 10 s.
+        for i in 1..=10u64 {
+            w.record("a", t0 + Duration::from_secs(i), i * 10);
+        }
+        let now = t0 + Duration::from_secs(10);
+        assert!((w.rate("a", now, 100) - 10.0).abs() < 1e-9, "{}", w.rate("a", now, 100));
+        // Then nothing for a window: the old samples go, the rate is 0 again.
+        for i in 11..=21u64 {
+            w.record("a", t0 + Duration::from_secs(i), 100);
+        }
+        assert_eq!(w.rate("a", t0 + Duration::from_secs(21), 100), 0.0);
+        assert!(w.samples["a"].len() <= 12, "{:?}", w.samples["a"]);
+        // A burst within the window shows, a lifetime average would not.
+        let now = t0 + Duration::from_secs(22);
+        w.record("a", now, 150);
+        assert!(w.rate("a", now, 150) > 4.0, "{}", w.rate("a", now, 150));
+    }
+
+    #[test]
+    fn samples_are_bounded_and_removed_bots_forgotten() {
+        let mut w = RateWindow::new(Duration::from_millis(500));
+        assert_eq!(w.sample_every(), Duration::from_millis(50));
+        assert_eq!(RateWindow::new(Duration::from_secs(60)).sample_every(), Duration::from_secs(1));
+        let t0 = Instant::now();
+        for i in 0..1000u64 {
+            w.record("a", t0 + Duration::from_millis(50 * i), i);
+            w.record("b", t0 + Duration::from_millis(50 * i), 0);
+        }
+        assert!(w.samples["a"].len() <= 12, "{}", w.samples["a"].len());
+        w.retain(&["a"]);
+        assert!(!w.samples.contains_key("b"));
+        assert_eq!(w.rate("a", t0 + Duration::from_millis(50 * 999), 999), 20.0);
     }
 }

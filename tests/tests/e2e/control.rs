@@ -1,6 +1,7 @@
 //! The control plane as the truth about the node: failures show in status with their reason, a
 //! stopped bot's inbox fills and drains after start, nothing stale survives a restart, TCP needs
-//! the token, SIGTERM stops cleanly, and a non-Rust gRPC client drives the node.
+//! the token, SIGTERM stops cleanly, rates follow the recent past, check finds unreachable
+//! destinations, and a non-Rust gRPC client drives the node.
 
 use std::process::Command;
 use std::time::Duration;
@@ -138,4 +139,85 @@ fn a_python_grpc_client_lists_stops_starts_and_reads_stats() {
     assert_eq!(seen["after_start"], serde_json::json!(["running"]));
     assert_eq!(seen["stats"]["file-output"]["sent"], SHIPPED_EVENTS);
     assert_eq!(seen["unknown_bot"], "NOT_FOUND");
+}
+
+/// `rate` of every bot from `stats --json`.
+fn rates(node: &DaemonNode) -> serde_json::Map<String, serde_json::Value> {
+    let j = node.ctl().run(&["stats", "--json"]).expect_code(0).json();
+    j["bots"]
+        .as_array()
+        .expect("bots")
+        .iter()
+        .map(|b| (b["bot_id"].as_str().expect("bot_id").to_string(), b["rate"].clone()))
+        .collect()
+}
+
+#[test]
+fn rates_show_recent_processing_and_fall_back_to_zero() {
+    let node = TestNode::with_shipped_etc();
+    node.write("etc/node.conf", r#"{"control": {"rate_window_ms": 1000}}"#);
+    let daemon = DaemonNode::start(node);
+    daemon.wait_idle(SHIPPED_EVENTS);
+    // Idle: within a window every rate is 0, whatever was processed before.
+    wait_for("every rate to be 0 while idle", Duration::from_secs(10), || {
+        rates(&daemon).values().all(|r| r.as_f64() == Some(0.0))
+    });
+    for i in 0..20 {
+        let msg = format!(r#"{{"classification.type": "phishing", "source.url": "http://rate-{i}.example.com/"}}"#);
+        daemon.ctl().run(&["queue", "inject", "taxonomy-expert-queue", "--msg", &msg]).expect_code(0);
+    }
+    let mut seen = serde_json::Map::new();
+    wait_for("the expert and the output to show a rate", Duration::from_secs(10), || {
+        seen = rates(&daemon);
+        ["taxonomy-expert", "file-output"].iter().all(|b| seen[*b].as_f64().is_some_and(|r| r > 0.0))
+    });
+    // The collectors had nothing to do.
+    for bot in seen.keys().filter(|b| b.contains("collector")) {
+        assert_eq!(seen[bot], 0.0, "{bot}: {seen:?}");
+    }
+    wait_for("the rates to fall back to 0", Duration::from_secs(10), || {
+        rates(&daemon).values().all(|r| r.as_f64() == Some(0.0))
+    });
+    assert_eq!(daemon.node.read(EVENTS).lines().count(), SHIPPED_EVENTS + 20);
+}
+
+#[test]
+fn check_warns_about_an_unreachable_destination() {
+    let node = TestNode::with_shipped_etc();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let open = listener.local_addr().expect("addr").port();
+    let mut runtime: serde_json::Value = serde_json::from_str(&node.read("etc/runtime.conf")).expect("runtime.conf");
+    let mut pipeline: serde_json::Value = serde_json::from_str(&node.read("etc/pipeline.conf")).expect("pipeline");
+    for (id, port) in [("closed-tcp-output", closed), ("open-tcp-output", open)] {
+        runtime[id] = serde_json::json!({"group": "Output", "module": "intelmq.bots.outputs.tcp.output",
+            "name": "TCP", "description": "a TCP output",
+            "parameters": {"ip": "127.0.0.1", "port": port}});
+        pipeline[id] = serde_json::json!({"source-queue": format!("{id}-queue")});
+    }
+    node.write("etc/runtime.conf", runtime.to_string());
+    node.write("etc/pipeline.conf", pipeline.to_string());
+    let daemon = DaemonNode::start(node);
+    let ctl = daemon.ctl();
+    let started = std::time::Instant::now();
+    let j = ctl.run(&["check", "--json"]).json();
+    assert!(started.elapsed() < Duration::from_secs(5), "connection checks are quick");
+    let warnings: Vec<&str> = j["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .filter(|l| l[0] == "warning")
+        .filter_map(|l| l[1].as_str())
+        .collect();
+    let about = |bot: &str| warnings.iter().filter(|w| w.contains(bot)).copied().collect::<Vec<_>>();
+    let closed_lines = about("closed-tcp-output");
+    assert_eq!(closed_lines.len(), 1, "{j}");
+    assert!(closed_lines[0].contains(&format!("127.0.0.1:{closed}")), "names the address: {j}");
+    assert!(closed_lines[0].contains("`ip`/`port`"), "names the parameters: {j}");
+    assert!(about("open-tcp-output").iter().all(|w| !w.contains("unreachable")), "{j}");
+    // Warnings do not fail the check; --no-connections skips the probe.
+    assert_eq!(j["status"], "success", "{j}");
+    let quiet = ctl.run(&["check", "--no-connections", "--json"]).json();
+    assert!(!quiet.to_string().contains("unreachable"), "{quiet}");
+    drop(listener);
 }

@@ -9,3 +9,4 @@ mod ctl;
 mod outputs_db;
 mod outputs_net;
 mod pipeline;
+mod tls;
