@@ -10,7 +10,7 @@ use hyper_util::rt::TokioIo;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Uri};
+use tonic::transport::{Channel, Endpoint, Uri};
 use tonic::{Code, Request, Status};
 
 use intelmq_proto::control::v1::control_client::ControlClient;
@@ -83,8 +83,28 @@ impl From<Status> for CtlError {
         if let Some(e) = tls_failure(&s) {
             return e;
         }
+        // A connection that broke below gRPC: the TLS layer may know why.
+        if matches!(s.code(), Code::Cancelled | Code::Unknown | Code::Unavailable | Code::Internal) {
+            if let Some(e) = crate::tls::last_error().and_then(|t| tls_text_failure(&t, true)) {
+                return e;
+            }
+        }
         let msg = if s.message().is_empty() { s.code().description().to_string() } else { s.message().to_string() };
-        if msg.starts_with("h2 protocol error") {
+        let broken = matches!(
+            (s.code(), msg.as_str()),
+            (Code::Cancelled, _) | (Code::Unknown, "transport error") | (Code::Internal, _)
+        ) && (s.code() != Code::Internal || msg.starts_with("h2 protocol error"));
+        if broken && crate::tls::used() {
+            // TLS 1.3 tells a refused client certificate after the handshake; when the connection
+            // breaks before that alert is read, the refusal is the likely cause.
+            return CtlError::new(
+                EXIT_AUTH,
+                format!(
+                    "the node closed the TLS connection: {msg} (does it require a client certificate? check --cert and --key)"
+                ),
+            );
+        }
+        if broken {
             // The connection broke below gRPC, e.g. plain HTTP/2 to a listener that speaks TLS.
             return CtlError::new(
                 EXIT_CONNECT,
@@ -204,29 +224,6 @@ impl TlsFiles {
     pub fn any(&self) -> bool {
         self.ca.is_some() || self.identity.is_some()
     }
-
-    /// The client's TLS configuration; an unreadable file is exit code 2 naming it.
-    pub fn client_config(&self) -> Result<ClientTlsConfig, CtlError> {
-        let read = |what: &str, path: &Path, block: &str| -> Result<Vec<u8>, CtlError> {
-            let data = std::fs::read(path)
-                .map_err(|e| CtlError::usage(format!("cannot read the {what} {}: {e}", path.display())))?;
-            if !String::from_utf8_lossy(&data).contains(block) {
-                return Err(CtlError::usage(format!("the {what} {} holds no PEM {block}", path.display())));
-            }
-            Ok(data)
-        };
-        let mut config = ClientTlsConfig::new().timeout(CONNECT_TIMEOUT);
-        config = match &self.ca {
-            Some(ca) => config.ca_certificate(Certificate::from_pem(read("CA file", ca, "CERTIFICATE-----")?)),
-            None => config.with_native_roots(),
-        };
-        if let Some((cert, key)) = &self.identity {
-            let cert = read("client certificate file", cert, "CERTIFICATE-----")?;
-            let key = read("client key file", key, "PRIVATE KEY-----")?;
-            config = config.identity(Identity::from_pem(cert, key));
-        }
-        Ok(config)
-    }
 }
 
 /// The URL to dial: `host:port` gets `http://`, and with TLS `http://` becomes `https://`.
@@ -238,21 +235,23 @@ pub fn endpoint_url(url: &str, tls: bool) -> String {
     }
 }
 
-/// A TLS failure somewhere in `e`'s chain, as an exit code and one line: certificates refused
-/// either way are exit code 4 (credentials), other TLS errors exit code 3 (cannot connect).
+/// A TLS failure somewhere in `e`'s chain, as an exit code and one line (see [`tls_text_failure`]).
 pub fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<CtlError> {
     let mut cur = Some(e);
-    let mut typed = None;
     while let Some(err) = cur {
         let io_inner = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
         if let Some(r) = io_inner.and_then(|i| i.downcast_ref::<rustls::Error>()).or(err.downcast_ref()) {
-            typed = Some(r.to_string());
-            break;
+            return tls_text_failure(&r.to_string(), true);
         }
         cur = err.source();
     }
-    // Some layers keep only the text of the TLS error, so the text decides.
-    let text = typed.clone().unwrap_or_else(|| root_cause(e));
+    // Some layers keep only the text of the TLS error.
+    tls_text_failure(&root_cause(e), false)
+}
+
+/// A TLS error by its text: certificates refused either way are exit code 4 (credentials), other
+/// TLS errors exit code 3 (cannot connect). `surely_tls`: the text is a TLS error's.
+pub fn tls_text_failure(text: &str, surely_tls: bool) -> Option<CtlError> {
     const REFUSED: &[&str] = &[
         "CertificateRequired",
         "BadCertificate",
@@ -273,7 +272,7 @@ pub fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<CtlError> {
             EXIT_AUTH,
             format!("the node refused our client certificate: {text} (mutual TLS: give --cert and --key)"),
         ))
-    } else if typed.is_some() || text.contains("received fatal alert") {
+    } else if surely_tls || text.contains("received fatal alert") {
         Some(CtlError::new(EXIT_CONNECT, format!("TLS with the node failed: {text} (does the endpoint speak TLS?)")))
     } else {
         None
@@ -307,15 +306,35 @@ pub async fn connect(target: &Target, token: Option<&str>, tls: &TlsFiles) -> Re
         }
         Target::Tcp(url) => {
             let url = endpoint_url(url, tls.any());
-            let mut endpoint = Endpoint::from_shared(url.clone())
-                .map_err(|e| CtlError::usage(format!("bad endpoint `{url}`: {}", root_cause(&e))))?
-                .connect_timeout(CONNECT_TIMEOUT);
-            if url.starts_with("https://") {
-                endpoint = endpoint
-                    .tls_config(tls.client_config()?)
-                    .map_err(|e| CtlError::usage(format!("TLS settings: {}", root_cause(&e))))?;
+            let bad = |why: String| CtlError::usage(format!("bad endpoint `{url}`: {why}"));
+            let uri = url.parse::<Uri>().map_err(|e| bad(e.to_string()))?;
+            match uri.scheme_str() {
+                Some("https") => {
+                    let host = uri.host().ok_or_else(|| bad("no host".into()))?;
+                    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+                    let port = uri.port_u16().unwrap_or(443);
+                    let config = crate::tls::client_config(tls)?;
+                    // TLS is ours (see `tls`); tonic dials plain HTTP/2 over it.
+                    let authority = uri.authority().map(|a| a.to_string()).unwrap_or_default();
+                    Endpoint::from_shared(format!("http://{authority}"))
+                        .map_err(|e| bad(root_cause(&e)))?
+                        .connect_timeout(CONNECT_TIMEOUT)
+                        .connect_with_connector(tower::service_fn(move |_: Uri| {
+                            let (host, config) = (host.clone(), config.clone());
+                            async move {
+                                Ok::<_, std::io::Error>(TokioIo::new(crate::tls::connect(host, port, config).await?))
+                            }
+                        }))
+                        .await
+                        .map_err(|e| cannot(&e))?
+                }
+                _ => Endpoint::from_shared(url.clone())
+                    .map_err(|e| bad(root_cause(&e)))?
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .connect()
+                    .await
+                    .map_err(|e| cannot(&e))?,
             }
-            endpoint.connect().await.map_err(|e| cannot(&e))?
         }
     };
     Ok(ControlClient::with_interceptor(channel, auth)
@@ -419,19 +438,6 @@ mod tests {
         assert_eq!(plain_h2.code, EXIT_CONNECT);
         let plain = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         assert_eq!(tls_failure(&plain), None);
-    }
-
-    #[test]
-    fn unreadable_tls_files_are_usage_errors_naming_the_file() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ca = dir.path().join("ca.pem");
-        let files = TlsFiles { ca: Some(ca.clone()), identity: None };
-        let e = files.client_config().map(|_| ()).expect_err("missing");
-        assert_eq!(e.code, EXIT_USAGE);
-        assert!(e.message.contains(&ca.display().to_string()), "{}", e.message);
-        std::fs::write(&ca, "hello").expect("write");
-        let e = files.client_config().map(|_| ()).expect_err("not PEM");
-        assert!(e.message.contains("holds no PEM"), "{}", e.message);
     }
 
     #[test]

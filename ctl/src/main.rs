@@ -13,6 +13,7 @@ mod log;
 mod queue;
 mod render;
 mod stats;
+mod tls;
 
 use std::process::ExitCode;
 
