@@ -12,8 +12,8 @@
 //! * Memory does not grow with the data: all memtables share one write-buffer limit and all column
 //!   families one block cache (index and filter blocks included): 64 MB and 32 MB.
 //! * Consumed ranges are compacted away: once an inbox has been acknowledged [`COMPACT_EVERY`]
-//!   times, or drains after [`COMPACT_WHEN_EMPTY`] acknowledgements, a background thread compacts
-//!   its keys below the head, so the disk space of a drained backlog is given back.
+//!   times, or drains after holding a [`BACKLOG`], a background thread compacts its keys below the
+//!   head, so the disk space of a drained backlog is given back.
 //! * Durability: the WAL is always on; [`Durability::Always`] fsyncs every commit,
 //!   [`Durability::Interval`] fsyncs the WAL in the background (group commit; a process crash
 //!   loses nothing because every write reaches the OS before the commit returns),
@@ -184,12 +184,16 @@ struct QueueMeta {
     len: AtomicU64,
     /// Acknowledgements since the consumed range was last compacted.
     acked_since_compaction: AtomicU64,
+    /// The highest length since the consumed range was last compacted.
+    peak_len: AtomicU64,
 }
 
 /// An inbox is compacted below its head after this many acknowledgements ...
 pub const COMPACT_EVERY: u64 = 250_000;
-/// ... or when it drains after at least this many.
-pub const COMPACT_WHEN_EMPTY: u64 = 10_000;
+/// ... or when it drains after holding at least this many messages (more than its memtables hold,
+/// so they reached table files); then every memtable is flushed as well. Queues that only pass
+/// bursts along (a parser's report) stay below it.
+pub const BACKLOG: u64 = 50_000;
 
 /// A request to the compaction thread: compact column family `cf` below key `below`; once a
 /// queue has `drained`, also flush every memtable, so the write-ahead log of the backlog goes too.
@@ -433,6 +437,7 @@ impl Store {
             tail: AtomicU64::new(tail),
             len: AtomicU64::new(len),
             acked_since_compaction: AtomicU64::new(0),
+            peak_len: AtomicU64::new(len),
         });
         self.queues.write().map_err(|_| poisoned())?.insert(queue.to_string(), meta.clone());
         Ok(meta)
@@ -556,7 +561,8 @@ impl Store {
         for (q, (start, n)) in &added {
             let meta = &targets[q].0;
             meta.tail.store(start + n, Ordering::Release);
-            meta.len.fetch_add(*n, Ordering::AcqRel);
+            let len = meta.len.fetch_add(*n, Ordering::AcqRel) + n;
+            meta.peak_len.fetch_max(len, Ordering::AcqRel);
         }
         drop(dump_seq);
         for (q, (next_head, n)) in acked {
@@ -565,8 +571,11 @@ impl Store {
             let before =
                 meta.len.fetch_update(Ordering::AcqRel, Ordering::Acquire, |l| Some(l.saturating_sub(n))).unwrap_or(0);
             let since = meta.acked_since_compaction.fetch_add(n, Ordering::AcqRel) + n;
-            let drained = before <= n;
-            if since >= COMPACT_EVERY || (drained && since >= COMPACT_WHEN_EMPTY) {
+            let drained = before <= n && meta.peak_len.load(Ordering::Acquire) >= BACKLOG;
+            if drained {
+                meta.peak_len.store(0, Ordering::Release);
+            }
+            if since >= COMPACT_EVERY || drained {
                 meta.acked_since_compaction.store(0, Ordering::Release);
                 self.compact_consumed(q, head, drained);
             }
@@ -590,6 +599,7 @@ impl Store {
         self.db.delete_range_cf(&handle, keys::seq_key(0), keys::seq_key(tail))?;
         meta.head.store(tail, Ordering::Release);
         meta.acked_since_compaction.store(0, Ordering::Release);
+        meta.peak_len.store(0, Ordering::Release);
         self.compact_consumed(queue, tail, true);
         Ok(meta.len.swap(0, Ordering::AcqRel))
     }
@@ -845,16 +855,16 @@ mod tests {
     fn a_drained_backlog_is_compacted_away() {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = open(dir.path(), &["q"]);
-        let total = 2 * COMPACT_WHEN_EMPTY;
+        let total = BACKLOG + 1000;
         for _ in 0..total / 1000 {
             let mut step = Step::new();
             for _ in 0..1000 {
-                step.put("q", vec![b'x'; 500]);
+                step.put("q", vec![b'x'; 100]);
             }
             s.commit(step).expect("commit");
         }
         s.db.flush_cf(&s.cf(&cf::inbox("q")).expect("inbox")).expect("flush");
-        assert!(inbox_file_bytes(&s, "q") > total * 500 / 2, "the backlog is in table files");
+        assert!(inbox_file_bytes(&s, "q") > total * 100 / 2, "the backlog is in table files");
         loop {
             let got = s.read("q", 1000).expect("read");
             if got.is_empty() {
