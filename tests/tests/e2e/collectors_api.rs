@@ -163,11 +163,11 @@ fn misp_event(id: usize, numbers: std::ops::Range<usize>, tags: &[&str]) -> Valu
     let attributes: Vec<Value> = numbers
         .map(|n| {
             json!({"category": "Network activity", "type": "ip-dst", "value": format!("198.51.100.{n}"),
-                   "uuid": format!("attr-{n}"), "comment": format!("n={n}"), "timestamp": "1700000000", "to_ids": true})
+                   "uuid": format!("00000000-0000-4000-a000-{n:012}"), "comment": format!("n={n}"), "timestamp": "1700000000", "to_ids": true})
         })
         .collect();
     let tags: Vec<Value> = tags.iter().map(|t| json!({"name": t})).collect();
-    json!({"id": id.to_string(), "uuid": format!("event-{id}"), "info": "test", "Tag": tags, "Attribute": attributes})
+    json!({"id": id.to_string(), "uuid": format!("00000000-0000-4000-b000-{id:012}"), "info": "test", "Tag": tags, "Attribute": attributes})
 }
 
 /// A node: MISP collector -> MISP parser -> file output.
@@ -256,7 +256,7 @@ fn misp_collector_retags_after_the_commit_and_waits_out_an_outage() {
     assert_exactly_once(&seen, 8);
     assert!(seen.keys().all(|n| *n < 100), "the event without the tag is not collected");
     let first = daemon.node.events(OUT).into_iter().next().expect("an event");
-    assert_eq!(first["classification.type"], "c2server");
+    assert_eq!(first["classification.type"], "c2-server");
 }
 
 #[test]
