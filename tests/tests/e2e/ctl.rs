@@ -660,3 +660,87 @@ fn flat_and_noun_forms_print_the_same_results() {
         assert_eq!(without_log(&a), without_log(&b), "{flat:?} vs {noun:?}");
     }
 }
+
+/// The operator's dump roundtrip: the shipped URLhaus sample's bad line is dumped, shown, edited
+/// into a valid line, recovered, and its event reaches the output; an IntelMQ `.dump` file (its
+/// format: timestamp keys, a traceback list, the message as a JSON string, a base64 entry for a
+/// message that could not be decoded) imports, and its event recovers into the pipeline.
+#[test]
+fn a_dumped_message_edited_to_be_valid_and_an_intelmq_dump_recover_into_the_output() {
+    let d = idle_daemon();
+    let ctl = d.ctl();
+    let shown = ctl.run(&["dump", "show", "urlhaus-parser", "--json"]).expect_code(0).json();
+    let id = shown[0]["id"].as_u64().expect("id").to_string();
+    let mut message = shown[0]["message"].clone();
+    let raw = message["raw"].as_str().expect("raw");
+    let line = String::from_utf8(base64_decode(raw)).expect("utf-8 line");
+    assert!(line.contains("yesterday-ish") && line.contains(",http://,"), "{line}");
+    let fixed =
+        line.replace("yesterday-ish", "2026-11-27 10:00:00").replace(",http://,", ",http://fixed.example/dl.exe,");
+    message["raw"] = json!(base64_encode(fixed.as_bytes()));
+
+    // The "editor" replaces the file it is given with the fixed message.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edited = dir.path().join("edited.json");
+    std::fs::write(&edited, serde_json::to_string_pretty(&message).expect("json")).expect("write");
+    let editor = format!("cp {}", edited.display());
+    let o = ctl.clone().env("EDITOR", &editor).run(&["dump", "edit", "urlhaus-parser", &id]);
+    assert_eq!(o.expect_code(0).stdout, format!("Dump entry {id} of urlhaus-parser updated.\n"));
+    let o = ctl.run(&["dump", "recover", "urlhaus-parser", &id]);
+    assert!(o.expect_code(0).stdout.starts_with("Recovered 1 dump entry of urlhaus-parser"), "{o:#?}");
+    wait_for("the fixed line's event in the output", Duration::from_secs(30), || {
+        d.node.read(EVENTS).contains(r#""source.url": "http://fixed.example/dl.exe""#)
+    });
+    assert_eq!(d.node.read(EVENTS).lines().count(), EXPECTED_EVENTS + 1);
+    assert_eq!(ctl.run(&["dump", "list", "--json"]).expect_code(0).json(), json!({}));
+
+    // A dump file as IntelMQ writes it (indent 4, sorted keys).
+    let event = json!({"__type": "Event", "classification.type": "phishing", "feed.name": "Imported",
+        "source.url": "http://imported.example/login"});
+    let intelmq_dump = json!({
+        "2026-11-27T09:12:01.123456": {
+            "bot_id": "taxonomy-expert",
+            "message": event.to_string(),
+            "source_queue": "taxonomy-expert-queue",
+            "traceback": ["Traceback (most recent call last):\n", "  File \"bot.py\", line 1, in process\n",
+                "intelmq.lib.exceptions.PipelineError: pipeline failed - ConnectionError('Redis went away')\n"]
+        },
+        "2026-11-27T09:12:02.000001": {
+            "bot_id": "taxonomy-expert",
+            "message": base64_encode(b"\xff\xfenot json"),
+            "message_type": "base64",
+            "source_queue": "taxonomy-expert-queue",
+            "traceback": ["Traceback (most recent call last):\n",
+                "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff in position 0\n"]
+        }
+    });
+    let file = dir.path().join("taxonomy-expert.dump");
+    std::fs::write(&file, serde_json::to_string_pretty(&intelmq_dump).expect("json")).expect("write");
+    let o = ctl.run(&["dump", "import", &file.display().to_string()]);
+    assert_eq!(o.expect_code(0).stdout, "Imported 2 dump entries.\n");
+    let entries = ctl.run(&["dump", "show", "taxonomy-expert", "--json"]).expect_code(0).json();
+    let entries = entries.as_array().expect("entries");
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    let decoded = entries.iter().find(|e| e["message"]["__type"] == "Event").expect("the event entry");
+    assert_eq!(decoded["message"]["source.url"], json!("http://imported.example/login"), "{decoded}");
+    assert_eq!(decoded["source_queue"], json!("taxonomy-expert-queue"));
+    let undecodable = entries.iter().find(|e| e["message_type"] == "base64").expect("the base64 entry");
+    let event_id = decoded["id"].as_u64().expect("id").to_string();
+    ctl.run(&["dump", "recover", "taxonomy-expert", &event_id]).expect_code(0);
+    wait_for("the imported event in the output", Duration::from_secs(30), || {
+        d.node.read(EVENTS).contains(r#""source.url": "http://imported.example/login""#)
+    });
+    let left = ctl.run(&["dump", "show", "taxonomy-expert", "--json"]).expect_code(0).json();
+    assert_eq!(left.as_array().map(|a| a.len()), Some(1), "{left}");
+    assert_eq!(left[0]["id"], undecodable["id"], "{left}");
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(text).expect("base64")
+}
