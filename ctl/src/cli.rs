@@ -17,6 +17,9 @@ Exit codes:
   4  authentication failed: missing or wrong token, the node refused our client certificate
      (mutual TLS), or the node's certificate is not trusted (--ca)
 
+Several nodes: any node answers for the whole botnet; `node list` shows them (exit code 1 when
+one cannot be reached), and a node that does not answer is a warning on stderr.
+
 TLS: `--endpoint https://host:port --ca ca.pem [--cert client.pem --key client.key]`; the
 TLS files apply to TCP endpoints only, never to the Unix socket.
 
@@ -97,6 +100,9 @@ pub enum Command {
     Log(LogArgs),
     /// Per-bot counters, rates and inbox sizes; `--watch` repeats them.
     Stats(StatsArgs),
+    /// The nodes of the botnet: list.
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// Starts a bot, a group or every enabled bot (IntelMQ form of `bot start`).
     Start(SelectorArgs),
     /// Stops a bot, a group or every bot.
@@ -149,6 +155,13 @@ pub enum QueueCommand {
     Clear(QueueArg),
     /// Validates a message and appends it to a queue.
     Inject(InjectArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NodeCommand {
+    /// The nodes with their endpoint, reachability, version, load, running bots and the age of
+    /// their last answer; the answering node first.
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -434,6 +447,7 @@ pub enum Action {
     DumpEdit { bot_id: Option<String>, id: u64 },
     DumpExport { bot_id: String, file: Option<PathBuf> },
     DumpImport { file: PathBuf, bot_id: Option<String> },
+    NodeList,
 }
 
 /// A command line that clap accepted but that makes no sense (exit code 2).
@@ -509,6 +523,7 @@ impl Command {
             },
             Command::Check(c) => Action::Check { no_connections: c.no_connections },
             Command::Stats(s) => Action::Stats { watch: s.watch, interval_ms: s.interval, limit: s.limit },
+            Command::Node(NodeCommand::List) => Action::NodeList,
             Command::Dump(d) => match d {
                 DumpCommand::List => Action::DumpList,
                 DumpCommand::Show(s) => Action::DumpShow { bot_id: s.bot_id, ids: s.ids, truncate: s.truncate },
@@ -721,6 +736,14 @@ mod tests {
             action(&["dump", "import", "in.dump", "--bot", "p"]),
             Action::DumpImport { file: "in.dump".into(), bot_id: Some("p".into()) }
         );
+    }
+
+    #[test]
+    fn node_list_is_a_verb() {
+        assert_eq!(action(&["node", "list"]), Action::NodeList);
+        assert_eq!(action(&["node", "list", "--json"]), Action::NodeList);
+        assert!(rejected(&["node"]));
+        assert!(rejected(&["node", "show"]));
     }
 
     #[test]

@@ -14,16 +14,20 @@ use intelmq_proto::control::v1::{
 
 use crate::client::{CtlError, Ctx, EXIT_OK};
 use crate::input::read_file;
-use crate::render::{dump_counts_text, dump_entries_json, dump_entries_text, emit, to_json};
+use crate::render::{dump_counts_text, dump_entries_json, dump_entries_text, emit, to_json, warn_notes};
 
 pub async fn list(ctx: &mut Ctx) -> Result<u8, CtlError> {
     let r = ctx.client.list_dumps(ListDumpsRequest {}).await?.into_inner();
-    let counts: Vec<(String, u64)> = r.bots.into_iter().map(|d| (d.bot_id, d.count)).collect();
+    warn_notes(&r.notes);
     if ctx.json {
-        let obj: serde_json::Map<String, Value> = counts.iter().map(|(b, n)| (b.clone(), json!(n))).collect();
+        let mut obj = serde_json::Map::new();
+        for d in &r.bots {
+            let n = obj.get(&d.bot_id).and_then(Value::as_u64).unwrap_or(0) + d.count;
+            obj.insert(d.bot_id.clone(), json!(n));
+        }
         emit(&to_json(&Value::Object(obj)));
     } else {
-        emit(&dump_counts_text(&counts));
+        emit(&dump_counts_text(&r.bots));
     }
     Ok(EXIT_OK)
 }
@@ -177,7 +181,10 @@ pub async fn edit(ctx: &mut Ctx, bot_id: Option<String>, id: u64) -> Result<u8, 
             )))
         }
     };
-    let updated = ctx.client.update_dump(UpdateDumpRequest { id, message: message.to_string() }).await;
+    let updated = ctx
+        .client
+        .update_dump(UpdateDumpRequest { id, message: message.to_string(), bot_id: entry.bot_id.clone() })
+        .await;
     let updated = match updated {
         Ok(r) => r.into_inner().entry,
         Err(status) => {

@@ -68,7 +68,7 @@ pub fn detailed_json(bots: &[&ConfiguredBot], states: &[BotStatus]) -> Value {
                 o.insert("description".into(), json!(b.description));
                 o.insert("group".into(), json!(b.group));
                 o.insert("module".into(), json!(b.module));
-                o.insert("enabled".into(), json!(b.enabled));
+                o.insert("enabled".into(), json!(enabled(b, st)));
                 o.insert("node".into(), json!(b.node));
                 o.insert("state".into(), st.map_or(Value::Null, |s| json!(s.state)));
                 if let Some(s) = st.filter(|s| !s.reason.is_empty()) {
@@ -85,10 +85,21 @@ pub fn detailed_json(bots: &[&ConfiguredBot], states: &[BotStatus]) -> Value {
 pub fn detailed_text(bots: &[&ConfiguredBot], states: &[BotStatus]) -> String {
     let mut t = Table::new(&["BOT", "GROUP", "STATE", "ENABLED", "NODE", "MODULE"]);
     for b in bots {
-        let state = state_of(states, &b.bot_id).map_or_else(|| "unknown".to_string(), |s| s.state.clone());
-        t.row(vec![b.bot_id.clone(), b.group.clone(), state, yes_no(b.enabled), b.node.clone(), b.module.clone()]);
+        let st = state_of(states, &b.bot_id);
+        let state = st.map_or_else(|| "unknown".to_string(), |s| s.state.clone());
+        let enabled = yes_no(enabled(b, st));
+        t.row(vec![b.bot_id.clone(), b.group.clone(), state, enabled, b.node.clone(), b.module.clone()]);
     }
     t.render()
+}
+
+/// Whether a bot is enabled: as its own node says (which persisted the last enable or disable),
+/// else as the configuration read by the answering node says.
+fn enabled(b: &ConfiguredBot, st: Option<&BotStatus>) -> bool {
+    match st {
+        Some(s) if s.state != "unknown" => s.enabled,
+        _ => b.enabled,
+    }
 }
 
 /// IntelMQ's `list queues-and-status`: JSON `[queues, statuses]`; exit code 1 unless every bot

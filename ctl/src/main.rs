@@ -10,6 +10,7 @@ mod dump;
 mod input;
 mod list;
 mod log;
+mod node;
 mod queue;
 mod render;
 mod stats;
@@ -121,5 +122,6 @@ async fn execute(global: &cli::GlobalOpts, action: Action) -> Result<u8, CtlErro
         Action::DumpEdit { bot_id, id } => dump::edit(ctx, bot_id, id).await,
         Action::DumpExport { bot_id, file } => dump::export(ctx, bot_id, file).await,
         Action::DumpImport { file, bot_id } => dump::import(ctx, file, bot_id).await,
+        Action::NodeList => node::list(ctx).await,
     }
 }

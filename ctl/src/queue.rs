@@ -6,10 +6,13 @@ use intelmq_proto::control::v1::{ClearQueueRequest, InjectMessageRequest, ListQu
 
 use crate::client::{CtlError, Ctx, EXIT_OK};
 use crate::input::messages_arg;
-use crate::render::{emit, queue_count_json, queues_json, queues_text, to_json, unique_queues};
+use crate::render::{emit, queue_count_json, queues_json, queues_text, to_json, unique_queues, warn_notes};
 
+/// The queues; nodes that did not answer are warned about on stderr.
 pub async fn fetch(ctx: &mut Ctx, non_zero: bool) -> Result<ListQueuesResponse, CtlError> {
-    Ok(ctx.client.list_queues(ListQueuesRequest { non_zero }).await?.into_inner())
+    let r = ctx.client.list_queues(ListQueuesRequest { non_zero }).await?.into_inner();
+    warn_notes(&r.notes);
+    Ok(r)
 }
 
 /// The text of `list queues` for a response.
@@ -97,14 +100,26 @@ mod tests {
     use intelmq_proto::control::v1::{BotQueues, QueueSize};
 
     fn response() -> ListQueuesResponse {
-        let q = |n: &str, s: u64, c: &str| QueueSize { name: n.into(), size: s, consumer: c.into() };
+        let q =
+            |n: &str, s: u64, c: &str| QueueSize { name: n.into(), size: s, consumer: c.into(), ..Default::default() };
         ListQueuesResponse {
             bots: vec![
-                BotQueues { bot_id: "col".into(), source_queue: None, destination_queues: vec![q("p-queue", 3, "p")] },
-                BotQueues { bot_id: "p".into(), source_queue: Some(q("p-queue", 3, "p")), destination_queues: vec![] },
+                BotQueues {
+                    bot_id: "col".into(),
+                    source_queue: None,
+                    destination_queues: vec![q("p-queue", 3, "p")],
+                    ..Default::default()
+                },
+                BotQueues {
+                    bot_id: "p".into(),
+                    source_queue: Some(q("p-queue", 3, "p")),
+                    destination_queues: vec![],
+                    ..Default::default()
+                },
             ],
             queues: vec![q("p-queue", 3, "p")],
             total: 3,
+            notes: vec![],
         }
     }
 

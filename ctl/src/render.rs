@@ -6,7 +6,9 @@ use std::io::Write as _;
 use serde::Serialize as _;
 use serde_json::{json, Map, Value};
 
-use intelmq_proto::control::v1::{BotQueues, BotStats, BotStatus, CheckLine, DumpEntry, LogLine, QueueSize};
+use intelmq_proto::control::v1::{
+    BotQueues, BotStats, BotStatus, CheckLine, DumpCount, DumpEntry, LogLine, NodeInfo, QueueSize,
+};
 
 /// Writes text to stdout; a closed pipe (`| head`) is not an error.
 pub fn emit(text: &str) {
@@ -16,6 +18,27 @@ pub fn emit(text: &str) {
         let _ = out.write_all(b"\n");
     }
     let _ = out.flush();
+}
+
+/// What the answering node says about nodes that did not answer: one diagnostic line each on
+/// stderr; the data from the other nodes still goes to stdout.
+pub fn warn_notes(notes: &[String]) {
+    for n in notes {
+        eprintln!("intelmqctl: warning: {n}");
+    }
+}
+
+/// Whether the listed items span more than one node: then tables get a NODE column.
+pub fn several_nodes<'a>(nodes: impl IntoIterator<Item = &'a str>) -> bool {
+    let mut first: Option<&str> = None;
+    for n in nodes.into_iter().filter(|n| !n.is_empty()) {
+        match first {
+            None => first = Some(n),
+            Some(f) if f != n => return true,
+            Some(_) => {}
+        }
+    }
+    false
 }
 
 /// JSON with an indent of 4, as IntelMQ's `json.dumps(result, indent=4)`.
@@ -113,13 +136,18 @@ pub fn status_message(b: &BotStatus) -> String {
         "starting" => format!("Bot {id} is starting."),
         "failed" if b.reason.trim().is_empty() => format!("Bot {id} failed."),
         "failed" => format!("Bot {id} failed: {}", sentence(&b.reason)),
+        // The bot's node did not answer; the reason names it.
+        "unknown" if !b.reason.trim().is_empty() => format!("Bot {id} is in an unknown state: {}", sentence(&b.reason)),
         other => format!("Status of Bot {id} is unknown: {other:?}."),
     }
 }
 
-/// One status message per bot.
+/// One status message per bot, after its node in brackets when the bots span several nodes.
 pub fn status_text(bots: &[BotStatus]) -> String {
-    bots.iter().map(|b| status_message(b) + "\n").collect()
+    let nodes = several_nodes(bots.iter().map(|b| b.node.as_str()));
+    bots.iter()
+        .map(|b| if nodes { format!("[{}] {}\n", b.node, status_message(b)) } else { status_message(b) + "\n" })
+        .collect()
 }
 
 /// IntelMQ's status result: the status string for one bot, `{bot_id: status}` otherwise.
@@ -135,10 +163,11 @@ fn queue_pair(q: &QueueSize) -> Value {
 }
 
 /// IntelMQ's `list queues` result: `{bot_id: {"source_queue": [name, n], "destination_queues":
-/// [[name, n], ...]}}` (no source queue for collectors). With `non_zero`, empty queues and bots
-/// left without queues are omitted.
+/// [[name, n], ...]}}` (no source queue for collectors), plus `"node"` when the bots span several
+/// nodes. With `non_zero`, empty queues and bots left without queues are omitted.
 pub fn queues_json(bots: &[BotQueues], non_zero: bool) -> Value {
     let keep = |q: &QueueSize| !non_zero || q.size > 0;
+    let nodes = several_nodes(bots.iter().map(|b| b.node.as_str()));
     let mut out = Map::new();
     for b in bots {
         let mut entry = Map::new();
@@ -151,6 +180,9 @@ pub fn queues_json(bots: &[BotQueues], non_zero: bool) -> Value {
         }
         if non_zero && entry.is_empty() {
             continue;
+        }
+        if nodes {
+            entry.insert("node".into(), json!(b.node));
         }
         out.insert(b.bot_id.clone(), Value::Object(entry));
     }
@@ -186,11 +218,21 @@ pub fn unique_queues(bots: &[BotQueues], queues: &[QueueSize]) -> Vec<QueueSize>
     seen
 }
 
-/// A table of queues with their sizes and consumers, then the total.
+/// A table of queues with their sizes and consumers (and the node holding each when they span
+/// several), then the total.
 pub fn queues_text(queues: &[QueueSize], total: u64, non_zero: bool) -> String {
-    let mut t = Table::new(&["QUEUE", "MESSAGES>", "CONSUMER"]);
+    let nodes = several_nodes(queues.iter().map(|q| q.node.as_str()));
+    let mut t = Table::new(if nodes {
+        &["QUEUE", "MESSAGES>", "CONSUMER", "NODE"]
+    } else {
+        &["QUEUE", "MESSAGES>", "CONSUMER"]
+    });
     for q in queues.iter().filter(|q| !non_zero || q.size > 0) {
-        t.row(vec![q.name.clone(), q.size.to_string(), q.consumer.clone()]);
+        let mut row = vec![q.name.clone(), q.size.to_string(), q.consumer.clone()];
+        if nodes {
+            row.push(q.node.clone());
+        }
+        t.row(row);
     }
     let mut out = if t.is_empty() { "No queues hold messages.\n".to_string() } else { t.render() };
     out.push_str(&format!("Total: {total} {}.\n", plural(total, "message", "messages")));
@@ -276,11 +318,16 @@ pub fn check_text(status: &str, lines: &[CheckLine]) -> String {
     out
 }
 
-/// Per-bot counters as a table.
+/// Per-bot counters as a table (with the bots' nodes when they span several).
 pub fn stats_text(bots: &[BotStats]) -> String {
-    let mut t = Table::new(&["BOT", "STATE", "RECEIVED>", "SENT>", "DUMPED>", "RETRIES>", "RATE/S>", "INBOX>"]);
+    let nodes = several_nodes(bots.iter().map(|b| b.node.as_str()));
+    let mut headers = vec!["BOT", "STATE", "RECEIVED>", "SENT>", "DUMPED>", "RETRIES>", "RATE/S>", "INBOX>"];
+    if nodes {
+        headers.insert(1, "NODE");
+    }
+    let mut t = Table::new(&headers);
     for b in bots {
-        t.row(vec![
+        let mut row = vec![
             b.bot_id.clone(),
             b.state.clone(),
             b.received.to_string(),
@@ -289,7 +336,11 @@ pub fn stats_text(bots: &[BotStats]) -> String {
             b.retries.to_string(),
             format!("{:.1}", b.rate),
             b.queue_size.to_string(),
-        ]);
+        ];
+        if nodes {
+            row.insert(1, b.node.clone());
+        }
+        t.row(row);
     }
     t.render()
 }
@@ -307,6 +358,7 @@ pub fn stats_json(timestamp_ms: u64, bots: &[BotStats]) -> Value {
             "retries": b.retries,
             "rate": b.rate,
             "queue_size": b.queue_size,
+            "node": b.node,
         })).collect::<Vec<_>>(),
     })
 }
@@ -388,16 +440,79 @@ pub fn dump_entries_text(entries: &[DumpEntry], limit: i64) -> String {
     out
 }
 
-/// Dump counts per bot as a table.
-pub fn dump_counts_text(counts: &[(String, u64)]) -> String {
+/// Dump counts per bot as a table (with the node holding them when they span several).
+pub fn dump_counts_text(counts: &[DumpCount]) -> String {
     if counts.is_empty() {
         return "No dumps.\n".into();
     }
-    let mut t = Table::new(&["BOT", "DUMPS>"]);
-    for (bot, n) in counts {
-        t.row(vec![bot.clone(), n.to_string()]);
+    let nodes = several_nodes(counts.iter().map(|c| c.node.as_str()));
+    let mut t = Table::new(if nodes { &["BOT", "NODE", "DUMPS>"] } else { &["BOT", "DUMPS>"] });
+    for c in counts {
+        let mut row = vec![c.bot_id.clone(), c.count.to_string()];
+        if nodes {
+            row.insert(1, c.node.clone());
+        }
+        t.row(row);
     }
     t.render()
+}
+
+/// How long ago a node last answered: `now` for a node that just answered, `never` without an
+/// answer.
+pub fn answer_age(ms: Option<u64>, reachable: bool) -> String {
+    match ms {
+        None => "never".into(),
+        Some(ms) if reachable && ms < 1000 => "now".into(),
+        Some(ms) => format!("{} s ago", ms / 1000),
+    }
+}
+
+/// The nodes of the botnet as a table; an unreachable node's columns stay empty but for the age
+/// of its last answer and why it cannot be reached.
+pub fn nodes_text(nodes: &[NodeInfo]) -> String {
+    let mut t = Table::new(&["NODE", "ENDPOINT", "STATE", "VERSION", "LOAD>", "BOTS>", "LAST ANSWER", "NOTE"]);
+    for n in nodes {
+        let state = match (n.local, n.reachable) {
+            (true, _) => "local",
+            (false, true) => "reachable",
+            (false, false) => "unreachable",
+        };
+        let up = n.reachable || n.local;
+        t.row(vec![
+            n.node_id.clone(),
+            n.endpoint.clone(),
+            state.to_string(),
+            if up { n.version.clone() } else { String::new() },
+            if up { format!("{:.2}", n.load1) } else { String::new() },
+            if up { format!("{}/{}", n.running_bots, n.bots) } else { String::new() },
+            if n.local { "-".to_string() } else { answer_age(n.last_answer_ms, n.reachable) },
+            n.error.clone(),
+        ]);
+    }
+    t.render()
+}
+
+/// The nodes as JSON objects.
+pub fn nodes_json(nodes: &[NodeInfo]) -> Value {
+    Value::Array(
+        nodes
+            .iter()
+            .map(|n| {
+                json!({
+                    "node_id": n.node_id,
+                    "endpoint": n.endpoint,
+                    "local": n.local,
+                    "reachable": n.reachable || n.local,
+                    "version": n.version,
+                    "load1": n.load1,
+                    "running_bots": n.running_bots,
+                    "bots": n.bots,
+                    "last_answer_ms": n.last_answer_ms,
+                    "error": n.error,
+                })
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -408,8 +523,12 @@ mod tests {
         BotStatus { bot_id: id.into(), state: state.into(), reason: reason.into(), ..Default::default() }
     }
 
+    fn bq(bot: &str, source_queue: Option<QueueSize>, destination_queues: Vec<QueueSize>) -> BotQueues {
+        BotQueues { bot_id: bot.into(), source_queue, destination_queues, ..Default::default() }
+    }
+
     fn q(name: &str, size: u64) -> QueueSize {
-        QueueSize { name: name.into(), size, consumer: String::new() }
+        QueueSize { name: name.into(), size, ..Default::default() }
     }
 
     #[test]
@@ -439,13 +558,9 @@ mod tests {
     #[test]
     fn queues_json_has_intelmq_shape() {
         let bots = vec![
-            BotQueues { bot_id: "c".into(), source_queue: None, destination_queues: vec![q("p-queue", 2)] },
-            BotQueues {
-                bot_id: "p".into(),
-                source_queue: Some(q("p-queue", 2)),
-                destination_queues: vec![q("o-queue", 0)],
-            },
-            BotQueues { bot_id: "o".into(), source_queue: Some(q("o-queue", 0)), destination_queues: vec![] },
+            bq("c", None, vec![q("p-queue", 2)]),
+            bq("p", Some(q("p-queue", 2)), vec![q("o-queue", 0)]),
+            bq("o", Some(q("o-queue", 0)), vec![]),
         ];
         assert_eq!(
             queues_json(&bots, false),
@@ -467,10 +582,7 @@ mod tests {
 
     #[test]
     fn unique_queues_come_from_the_bots_when_the_node_gives_none() {
-        let bots = vec![
-            BotQueues { bot_id: "c".into(), source_queue: None, destination_queues: vec![q("p-queue", 2)] },
-            BotQueues { bot_id: "p".into(), source_queue: Some(q("p-queue", 2)), destination_queues: vec![] },
-        ];
+        let bots = vec![bq("c", None, vec![q("p-queue", 2)]), bq("p", Some(q("p-queue", 2)), vec![])];
         let u = unique_queues(&bots, &[]);
         assert_eq!(u.len(), 1);
         assert_eq!(u[0].consumer, "p");
@@ -597,7 +709,79 @@ mod tests {
     #[test]
     fn dump_counts_render_as_a_table_or_a_note() {
         assert_eq!(dump_counts_text(&[]), "No dumps.\n");
-        assert_eq!(dump_counts_text(&[("p".into(), 3)]), "BOT  DUMPS\np        3\n");
+        let c = |b: &str, n: &str, count| DumpCount { bot_id: b.into(), count, node: n.into() };
+        assert_eq!(dump_counts_text(&[c("p", "a", 3)]), "BOT  DUMPS\np        3\n");
+        assert_eq!(
+            dump_counts_text(&[c("p", "a", 3), c("q", "b", 1)]),
+            "BOT  NODE  DUMPS\np    a         3\nq    b         1\n"
+        );
+    }
+
+    #[test]
+    fn several_nodes_add_the_node_to_tables_and_messages() {
+        assert!(!several_nodes(["a", "a", ""]));
+        assert!(several_nodes(["a", "", "b"]));
+        let mut a = st("x", "running", "");
+        a.node = "node-a".into();
+        let mut b = st("y", "unknown", "node node-b unreachable (connection refused), last answer 3 s ago");
+        b.node = "node-b".into();
+        assert_eq!(status_text(std::slice::from_ref(&a)), "Bot x is running.\n");
+        assert_eq!(
+            status_text(&[a, b]),
+            "[node-a] Bot x is running.\n[node-b] Bot y is in an unknown state: node node-b unreachable \
+             (connection refused), last answer 3 s ago.\n"
+        );
+        let mut qa = q("a-queue", 1);
+        qa.node = "node-a".into();
+        let mut qb = q("b-queue", 2);
+        qb.node = "node-b".into();
+        assert_eq!(
+            queues_text(&[qa, qb], 3, false),
+            "QUEUE    MESSAGES  CONSUMER  NODE\na-queue         1            node-a\nb-queue         2            node-b\nTotal: 3 messages.\n"
+        );
+        let bots = vec![
+            BotQueues { bot_id: "a".into(), source_queue: None, destination_queues: vec![], node: "node-a".into() },
+            BotQueues { bot_id: "b".into(), source_queue: None, destination_queues: vec![], node: "node-b".into() },
+        ];
+        assert_eq!(queues_json(&bots, false)["b"], json!({"destination_queues": [], "node": "node-b"}));
+        assert_eq!(queues_json(&bots[..1], false)["a"], json!({"destination_queues": []}));
+    }
+
+    #[test]
+    fn nodes_show_reachability_and_the_age_of_the_last_answer() {
+        let nodes = vec![
+            NodeInfo {
+                node_id: "node-a".into(),
+                endpoint: "127.0.0.2:7600".into(),
+                local: true,
+                reachable: true,
+                version: "0.1.0".into(),
+                load1: 0.5,
+                running_bots: 2,
+                bots: 2,
+                last_answer_ms: Some(0),
+                error: String::new(),
+            },
+            NodeInfo {
+                node_id: "node-c".into(),
+                endpoint: "127.0.0.4:7600".into(),
+                last_answer_ms: Some(12_300),
+                error: "tcp connect error".into(),
+                ..Default::default()
+            },
+        ];
+        assert_eq!(
+            nodes_text(&nodes),
+            "NODE    ENDPOINT        STATE        VERSION  LOAD  BOTS  LAST ANSWER  NOTE\n\
+             node-a  127.0.0.2:7600  local        0.1.0    0.50   2/2  -\n\
+             node-c  127.0.0.4:7600  unreachable                       12 s ago     tcp connect error\n"
+        );
+        let v = nodes_json(&nodes);
+        assert_eq!(v[1]["reachable"], json!(false));
+        assert_eq!(v[1]["last_answer_ms"], json!(12_300));
+        assert_eq!(answer_age(None, false), "never");
+        assert_eq!(answer_age(Some(400), true), "now");
+        assert_eq!(answer_age(Some(400), false), "0 s ago");
     }
 
     #[test]
@@ -611,6 +795,7 @@ mod tests {
             retries: 0,
             rate: 2.26,
             queue_size: 0,
+            node: "local".into(),
         };
         let text = stats_text(std::slice::from_ref(&b));
         assert!(text.lines().nth(1).is_some_and(|l| l.starts_with("p    running") && l.contains(" 2.3 ")), "{text}");

@@ -6,11 +6,12 @@ use std::io::IsTerminal as _;
 use intelmq_proto::control::v1::{GetStatsRequest, WatchStatsRequest};
 
 use crate::client::{CtlError, Ctx, EXIT_OK};
-use crate::render::{emit, stats_json, stats_text, to_json};
+use crate::render::{emit, stats_json, stats_text, to_json, warn_notes};
 
 pub async fn stats(ctx: &mut Ctx, watch: bool, interval_ms: Option<u64>, limit: Option<u64>) -> Result<u8, CtlError> {
     if !watch {
         let r = ctx.client.get_stats(GetStatsRequest {}).await?.into_inner();
+        warn_notes(&r.notes);
         emit(&if ctx.json { to_json(&stats_json(r.timestamp_ms, &r.bots)) } else { stats_text(&r.bots) });
         return Ok(EXIT_OK);
     }
@@ -22,6 +23,7 @@ pub async fn stats(ctx: &mut Ctx, watch: bool, interval_ms: Option<u64>, limit: 
     let clear = !ctx.json && std::io::stdout().is_terminal();
     let mut seen = 0u64;
     while let Some(snap) = stream.message().await? {
+        warn_notes(&snap.notes);
         if ctx.json {
             emit(&format!("{}\n", stats_json(snap.timestamp_ms, &snap.bots)));
         } else {

@@ -20,7 +20,7 @@ mod node;
 pub use edit::set_enabled;
 pub use error::ConfigError;
 pub use load::{load, load_from};
-pub use node::{NodeConfig, SyncMode, DEFAULT_RATE_WINDOW_MS};
+pub use node::{NodeConfig, PeerConfig, SyncMode, DEFAULT_RATE_WINDOW_MS};
 
 /// A bot's group (IntelMQ `group`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

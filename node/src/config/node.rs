@@ -88,13 +88,33 @@ impl Default for ControlConfig {
 /// The default of `control.rate_window_ms`.
 pub const DEFAULT_RATE_WINDOW_MS: u64 = 10_000;
 
-/// One other node of the botnet (`peers` entries: `{"id": .., "control": "host:port"}`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One other node of the botnet (`peers` entries: `{"id": .., "control": "host:port"}`, plus how
+/// this node authenticates to the peer's TCP control listener when it forwards control calls).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct PeerConfig {
     /// The peer's node id (what bot entries name in `node:`).
     pub id: String,
-    /// The peer's control address, `host:port`.
+    /// The peer's control address, `host:port` (its `control.tcp`).
     pub control: String,
+    /// `token_file`, default null: a file holding the bearer token sent to the peer (the content
+    /// of the peer's own `control.token_file`). Relative paths are under the root.
+    pub token_file: Option<String>,
+    /// `ca`, default null: PEM CA certificates the peer's TLS certificate must chain to; when set,
+    /// calls to the peer speak TLS and the certificate must name the host of `control`.
+    pub ca: Option<String>,
+    /// `cert`, default null: the PEM client certificate presented to the peer (mutual TLS, for a
+    /// peer with `control.tls_client_ca`). Needs `key` and `ca`.
+    pub cert: Option<String>,
+    /// `key`, default null: the PEM private key of `cert`.
+    pub key: Option<String>,
+}
+
+impl PeerConfig {
+    /// The host part of `control` (without brackets around an IPv6 address).
+    pub fn host(&self) -> &str {
+        let host = self.control.rsplit_once(':').map_or(self.control.as_str(), |(h, _)| h);
+        host.trim_start_matches('[').trim_end_matches(']')
+    }
 }
 
 /// The contents of `node.conf`.
@@ -216,15 +236,7 @@ impl NodeConfig {
                 &["tcp", "token_file", "tls_cert", "tls_key", "tls_client_ca", "rate_window_ms"],
             )
             .map_err(|(k, r)| err(&k, r))?;
-            let file = |key: &str| -> Result<Option<String>, ConfigError> {
-                let name = format!("control.{key}");
-                let Some(v) = non_null(control.get(key)) else { return Ok(None) };
-                let p = as_str(v).map_err(|r| err(&name, r))?;
-                if p.is_empty() {
-                    return Err(err(&name, "must not be empty".to_string()));
-                }
-                Ok(Some(p.to_string()))
-            };
+            let file = |key: &str| path_key(control, "control.", key).map_err(|(k, r)| err(&k, r));
             cfg.control.token_file = file("token_file")?;
             cfg.control.tls_cert = file("tls_cert")?;
             cfg.control.tls_key = file("tls_key")?;
@@ -272,7 +284,8 @@ impl NodeConfig {
             for (i, p) in list.iter().enumerate() {
                 let key = format!("peers[{i}]");
                 let obj = as_object(p, &key).map_err(|r| err(&key, r))?;
-                check_keys(obj, &format!("{key}."), &["id", "control"]).map_err(|(k, r)| err(&k, r))?;
+                check_keys(obj, &format!("{key}."), &["id", "control", "token_file", "ca", "cert", "key"])
+                    .map_err(|(k, r)| err(&k, r))?;
                 let id_key = format!("{key}.id");
                 let id = non_null(obj.get("id"))
                     .ok_or_else(|| err(&id_key, "missing".to_string()))
@@ -289,7 +302,30 @@ impl NodeConfig {
                     Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
                     _ => return Err(err(&control_key, format!("`{control}` is not a host:port address"))),
                 }
-                cfg.peers.push(PeerConfig { id: id.to_string(), control: control.to_string() });
+                let prefix = format!("{key}.");
+                let file = |name: &str| path_key(obj, &prefix, name).map_err(|(k, r)| err(&k, r));
+                let peer = PeerConfig {
+                    id: id.to_string(),
+                    control: control.to_string(),
+                    token_file: file("token_file")?,
+                    ca: file("ca")?,
+                    cert: file("cert")?,
+                    key: file("key")?,
+                };
+                match (&peer.cert, &peer.key) {
+                    (Some(_), None) => return Err(err(&format!("{key}.key"), "missing: `cert` needs its key".into())),
+                    (None, Some(_)) => {
+                        return Err(err(&format!("{key}.cert"), "missing: `key` needs its certificate".into()))
+                    }
+                    (Some(_), Some(_)) if peer.ca.is_none() => {
+                        return Err(err(
+                            &format!("{key}.ca"),
+                            "missing: a client certificate needs TLS, set the CA of the peer's certificate".into(),
+                        ))
+                    }
+                    _ => {}
+                }
+                cfg.peers.push(peer);
             }
         }
         Ok(cfg)
@@ -306,6 +342,17 @@ fn as_object<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>, Str
 
 fn as_str(v: &Value) -> Result<&str, String> {
     v.as_str().ok_or_else(|| format!("expected a string, got `{v}`"))
+}
+
+/// The file path at `obj[key]`, if set: a non-empty string. An error names `{prefix}{key}`.
+fn path_key(obj: &Map<String, Value>, prefix: &str, key: &str) -> Result<Option<String>, (String, String)> {
+    let name = format!("{prefix}{key}");
+    let Some(v) = non_null(obj.get(key)) else { return Ok(None) };
+    let p = as_str(v).map_err(|r| (name.clone(), r))?;
+    if p.is_empty() {
+        return Err((name, "must not be empty".to_string()));
+    }
+    Ok(Some(p.to_string()))
 }
 
 fn check_keys(obj: &Map<String, Value>, prefix: &str, known: &[&str]) -> Result<(), (String, String)> {
@@ -361,7 +408,10 @@ mod tests {
         assert_eq!(cfg.store_path(Path::new("/r")), PathBuf::from("/data/store"));
         assert_eq!(cfg.control.tcp, Some("0.0.0.0:7600".parse().unwrap()));
         assert_eq!(cfg.token_file(Path::new("/r")), Some(PathBuf::from("/r/etc/token")));
-        assert_eq!(cfg.peers, vec![PeerConfig { id: "node-b".into(), control: "10.0.0.2:7600".into() }]);
+        assert_eq!(
+            cfg.peers,
+            vec![PeerConfig { id: "node-b".into(), control: "10.0.0.2:7600".into(), ..Default::default() }]
+        );
         assert!(cfg.is_local(None));
         assert!(cfg.is_local(Some("node-a")));
         assert!(!cfg.is_local(Some("node-b")));
@@ -442,6 +492,33 @@ mod tests {
         assert!(matches!(&e, ConfigError::NodeConf { key, .. } if key == "peers[0].id"), "{e}");
         let e = parse(r#"{"peers": [{"id": "b", "control": "nohost"}]}"#).unwrap_err();
         assert!(matches!(&e, ConfigError::NodeConf { key, .. } if key == "peers[0].control"), "{e}");
+    }
+
+    #[test]
+    fn peers_carry_their_token_and_tls_files() {
+        let cfg = parse(
+            r#"{"node_id": "a", "peers": [
+                {"id": "b", "control": "node-b.example:7600", "token_file": "etc/b.token",
+                 "ca": "etc/ca.pem", "cert": "etc/a.pem", "key": "etc/a.key"},
+                {"id": "c", "control": "[::1]:7600"}]}"#,
+        )
+        .unwrap();
+        let b = &cfg.peers[0];
+        assert_eq!(b.token_file.as_deref(), Some("etc/b.token"));
+        assert_eq!(
+            (b.ca.as_deref(), b.cert.as_deref(), b.key.as_deref()),
+            (Some("etc/ca.pem"), Some("etc/a.pem"), Some("etc/a.key"))
+        );
+        assert_eq!(b.host(), "node-b.example");
+        assert_eq!(cfg.peers[1].host(), "::1");
+        let e = parse(r#"{"peers": [{"id": "b", "control": "h:1", "cert": "c"}]}"#).unwrap_err();
+        assert!(matches!(&e, ConfigError::NodeConf { key, .. } if key == "peers[0].key"), "{e}");
+        let e = parse(r#"{"peers": [{"id": "b", "control": "h:1", "cert": "c", "key": "k"}]}"#).unwrap_err();
+        assert!(matches!(&e, ConfigError::NodeConf { key, .. } if key == "peers[0].ca"), "{e}");
+        let e = parse(r#"{"peers": [{"id": "b", "control": "h:1", "token": "t"}]}"#).unwrap_err();
+        assert!(matches!(&e, ConfigError::NodeConf { key, .. } if key == "peers[0].token"), "{e}");
+        let e = parse(r#"{"peers": [{"id": "b", "control": "h:1", "token_file": ""}]}"#).unwrap_err();
+        assert!(matches!(&e, ConfigError::NodeConf { key, .. } if key == "peers[0].token_file"), "{e}");
     }
 
     #[test]

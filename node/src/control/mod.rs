@@ -4,13 +4,17 @@
 //! socket `<root>/var/run/control.sock` (mode 0660) always, and on TCP when `node.conf` asks for
 //! it, where a bearer token is required if a token file is configured and TLS (mutual TLS with a
 //! client CA) is spoken when a certificate is configured. There are no pid files: a node that finds
-//! a live socket under its root refuses to start, a stale one is replaced.
+//! a live socket under its root refuses to start, a stale one is replaced. With `peers` in
+//! `node.conf`, every node answers for the whole botnet: calls about another node's bot go on to
+//! that node, calls about every bot merge every node's answer (`peers`, `merge`).
 //!
 //! Depends on `runtime` (the [`NodeHandle`]), `store`, `config`, `message` and the proto crate.
 
 mod auth;
 mod destinations;
+mod merge;
 mod ops;
+mod peers;
 mod service;
 mod tls;
 
@@ -23,6 +27,7 @@ use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::transport::Server;
 
 pub use ops::{check, parse_log_line, LogRecord};
+pub use peers::{PeerSetupError, Peers, FORWARDED_BY};
 pub use service::ControlService;
 pub use tls::TlsFileError;
 
@@ -60,6 +65,8 @@ pub enum ServeError {
     EmptyToken(PathBuf),
     #[error("cannot use the {0}")]
     Tls(#[from] TlsFileError),
+    #[error("{0}")]
+    Peer(#[from] PeerSetupError),
     #[error("cannot start the control plane: {0}")]
     Runtime(String),
 }
@@ -82,6 +89,7 @@ pub fn spawn(node: NodeHandle) -> Result<(), ServeError> {
     let botnet = node.botnet().map_err(|e| ServeError::Runtime(e.to_string()))?;
     let socket = socket_path(&botnet.root);
     let tcp = botnet.node.control.tcp;
+    let (node_conf, root) = (botnet.node.clone(), botnet.root.clone());
     let tls = match botnet.node.tls_files(&botnet.root) {
         Some((cert, key, ca)) => Some(tls::server_config(&cert, &key, ca.as_deref())?),
         None => None,
@@ -122,6 +130,8 @@ pub fn spawn(node: NodeHandle) -> Result<(), ServeError> {
             };
             rt.block_on(async move {
                 let bound = async {
+                    // The peers' channels connect lazily, but are made inside the runtime.
+                    let peers = Peers::new(&node_conf, &root)?;
                     let uds = tokio::net::UnixListener::bind(&socket)
                         .map_err(|source| ServeError::Bind { what: socket.display().to_string(), source })?;
                     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660))
@@ -141,13 +151,13 @@ pub fn spawn(node: NodeHandle) -> Result<(), ServeError> {
                         }
                         None => None,
                     };
-                    Ok::<_, ServeError>((uds, tcp_listener))
+                    Ok::<_, ServeError>((uds, tcp_listener, peers))
                 }
                 .await;
                 match bound {
-                    Ok((uds, tcp_listener)) => {
+                    Ok((uds, tcp_listener, peers)) => {
                         let _ = tx.send(Ok(()));
-                        serve(node, uds, tcp_listener, token).await;
+                        serve(node, uds, tcp_listener, token, peers).await;
                     }
                     Err(e) => {
                         let _ = tx.send(Err(e));
@@ -160,14 +170,16 @@ pub fn spawn(node: NodeHandle) -> Result<(), ServeError> {
 }
 
 /// Serves the control plane on already-bound listeners until the process ends. The TCP listener
-/// comes with its server builder, which holds the TLS configuration if any.
+/// comes with its server builder, which holds the TLS configuration if any; `peers` are the other
+/// nodes of the botnet.
 pub async fn serve(
     node: NodeHandle,
     uds: tokio::net::UnixListener,
     tcp: Option<(tokio::net::TcpListener, Server)>,
     token: Option<String>,
+    peers: Peers,
 ) {
-    let service = ControlService::new(node.clone());
+    let service = ControlService::new(node.clone(), peers);
     service.spawn_sampler();
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_service_status("", tonic_health::ServingStatus::Serving).await;

@@ -100,28 +100,6 @@ pub fn read_log(root: &Path, bot_id: &str, lines: i64, level: Level) -> Result<V
     Ok(records)
 }
 
-/// Queue sizes per bot: (bot id, source queue with size, destination queues with sizes).
-pub type BotQueueSizes = (String, Option<(String, u64)>, Vec<(String, u64)>);
-
-/// Sizes of every configured queue, per bot.
-pub fn queue_sizes(node: &NodeHandle) -> Result<Vec<BotQueueSizes>, ControlError> {
-    let botnet = node.botnet()?;
-    Ok(botnet
-        .bots
-        .iter()
-        .map(|b| {
-            let src = b.source_queue.as_ref().map(|q| (q.clone(), node.store.queue_len(q)));
-            let mut dst: Vec<(String, u64)> = Vec::new();
-            for q in b.destination_queues.values().flatten() {
-                if !dst.iter().any(|(n, _)| n == q) {
-                    dst.push((q.clone(), node.store.queue_len(q)));
-                }
-            }
-            (b.id.clone(), src, dst)
-        })
-        .collect())
-}
-
 /// Deletes the messages of a configured queue.
 pub fn clear_queue(node: &NodeHandle, queue: &str) -> Result<u64, ControlError> {
     let botnet = node.botnet()?;

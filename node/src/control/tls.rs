@@ -25,16 +25,20 @@ pub struct TlsFileError {
 
 /// Uses ring as rustls' process-wide crypto provider (several are compiled in, so rustls cannot
 /// pick one by itself).
-fn install_crypto_provider() {
+pub(super) fn install_crypto_provider() {
     // An error means a provider is installed already, which is as good.
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-fn read(what: &'static str, file: &Path) -> Result<Vec<u8>, TlsFileError> {
+pub(super) fn read(what: &'static str, file: &Path) -> Result<Vec<u8>, TlsFileError> {
     std::fs::read(file).map_err(|e| TlsFileError { what, file: file.to_path_buf(), reason: e.to_string() })
 }
 
-fn certificates(what: &'static str, file: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsFileError> {
+pub(super) fn certificates(
+    what: &'static str,
+    file: &Path,
+    pem: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, TlsFileError> {
     let fail = |reason: String| TlsFileError { what, file: file.to_path_buf(), reason };
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()

@@ -24,7 +24,7 @@ pub use bot_actor::DebugRun;
 pub use build::{build, entry_of, validate, BuildError};
 pub use log::{format_line, BotLogger};
 pub use offline::{process_offline, OfflineRun};
-pub use supervisor::{group_of, BotStatusInfo, Command, ControlError, Selector};
+pub use supervisor::{group_of, parse_group, BotStatusInfo, Command, ControlError, Selector};
 
 use crate::config::{Botnet, SyncMode};
 use crate::store::{Counters, Durability, Store};

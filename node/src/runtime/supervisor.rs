@@ -118,7 +118,8 @@ pub(super) struct RunOnce {
     pub dryrun: bool,
 }
 
-fn parse_group(g: &str) -> Option<Group> {
+/// A group as the control plane names it: `collectors`, `Parser`, ... (IntelMQ's `--group` values).
+pub fn parse_group(g: &str) -> Option<Group> {
     match g.to_ascii_lowercase().as_str() {
         "collector" | "collectors" => Some(Group::Collector),
         "parser" | "parsers" => Some(Group::Parser),
