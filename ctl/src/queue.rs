@@ -97,7 +97,12 @@ mod tests {
     use intelmq_proto::control::v1::{BotQueues, QueueSize};
 
     fn response() -> ListQueuesResponse {
-        let q = |n: &str, s: u64, c: &str| QueueSize { name: n.into(), size: s, consumer: c.into() };
+        let q = |n: &str, s: u64, c: &str| QueueSize {
+            name: n.into(),
+            size: s,
+            consumer: c.into(),
+            outbox_to: String::new(),
+        };
         ListQueuesResponse {
             bots: vec![
                 BotQueues { bot_id: "col".into(), source_queue: None, destination_queues: vec![q("p-queue", 3, "p")] },

@@ -190,7 +190,12 @@ pub fn unique_queues(bots: &[BotQueues], queues: &[QueueSize]) -> Vec<QueueSize>
 pub fn queues_text(queues: &[QueueSize], total: u64, non_zero: bool) -> String {
     let mut t = Table::new(&["QUEUE", "MESSAGES>", "CONSUMER"]);
     for q in queues.iter().filter(|q| !non_zero || q.size > 0) {
-        t.row(vec![q.name.clone(), q.size.to_string(), q.consumer.clone()]);
+        let consumer = if q.outbox_to.is_empty() {
+            q.consumer.clone()
+        } else {
+            format!("{} (outbox to node {})", q.consumer, q.outbox_to)
+        };
+        t.row(vec![q.name.clone(), q.size.to_string(), consumer]);
     }
     let mut out = if t.is_empty() { "No queues hold messages.\n".to_string() } else { t.render() };
     out.push_str(&format!("Total: {total} {}.\n", plural(total, "message", "messages")));
@@ -278,7 +283,8 @@ pub fn check_text(status: &str, lines: &[CheckLine]) -> String {
 
 /// Per-bot counters as a table.
 pub fn stats_text(bots: &[BotStats]) -> String {
-    let mut t = Table::new(&["BOT", "STATE", "RECEIVED>", "SENT>", "DUMPED>", "RETRIES>", "RATE/S>", "INBOX>"]);
+    let mut t =
+        Table::new(&["BOT", "STATE", "RECEIVED>", "SENT>", "DUMPED>", "RETRIES>", "RATE/S>", "INBOX>", "OUTBOX>"]);
     for b in bots {
         t.row(vec![
             b.bot_id.clone(),
@@ -289,6 +295,7 @@ pub fn stats_text(bots: &[BotStats]) -> String {
             b.retries.to_string(),
             format!("{:.1}", b.rate),
             b.queue_size.to_string(),
+            b.outbox_size.to_string(),
         ]);
     }
     t.render()
@@ -307,6 +314,7 @@ pub fn stats_json(timestamp_ms: u64, bots: &[BotStats]) -> Value {
             "retries": b.retries,
             "rate": b.rate,
             "queue_size": b.queue_size,
+            "outbox_size": b.outbox_size,
         })).collect::<Vec<_>>(),
     })
 }
@@ -409,7 +417,7 @@ mod tests {
     }
 
     fn q(name: &str, size: u64) -> QueueSize {
-        QueueSize { name: name.into(), size, consumer: String::new() }
+        QueueSize { name: name.into(), size, consumer: String::new(), outbox_to: String::new() }
     }
 
     #[test]
@@ -611,6 +619,7 @@ mod tests {
             retries: 0,
             rate: 2.26,
             queue_size: 0,
+            outbox_size: 0,
         };
         let text = stats_text(std::slice::from_ref(&b));
         assert!(text.lines().nth(1).is_some_and(|l| l.starts_with("p    running") && l.contains(" 2.3 ")), "{text}");

@@ -103,18 +103,19 @@ pub fn read_log(root: &Path, bot_id: &str, lines: i64, level: Level) -> Result<V
 /// Queue sizes per bot: (bot id, source queue with size, destination queues with sizes).
 pub type BotQueueSizes = (String, Option<(String, u64)>, Vec<(String, u64)>);
 
-/// Sizes of every configured queue, per bot.
+/// Sizes of every configured queue, per bot: its inbox, or for a queue another node owns, its
+/// outbox here.
 pub fn queue_sizes(node: &NodeHandle) -> Result<Vec<BotQueueSizes>, ControlError> {
     let botnet = node.botnet()?;
     Ok(botnet
         .bots
         .iter()
         .map(|b| {
-            let src = b.source_queue.as_ref().map(|q| (q.clone(), node.store.queue_len(q)));
+            let src = b.source_queue.as_ref().map(|q| (q.clone(), node.store.waiting(q)));
             let mut dst: Vec<(String, u64)> = Vec::new();
             for q in b.destination_queues.values().flatten() {
                 if !dst.iter().any(|(n, _)| n == q) {
-                    dst.push((q.clone(), node.store.queue_len(q)));
+                    dst.push((q.clone(), node.store.waiting(q)));
                 }
             }
             (b.id.clone(), src, dst)

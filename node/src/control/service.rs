@@ -136,6 +136,7 @@ impl ControlService {
                 retries: c.retries,
                 rate,
                 queue_size: b.source_queue.as_ref().map(|q| self.node.store.queue_len(q)).unwrap_or(0),
+                outbox_size: b.source_queue.as_ref().map(|q| self.node.store.outbox_len(q)).unwrap_or(0),
             });
         }
         Ok(out)
@@ -272,7 +273,12 @@ impl Control for ControlService {
         let botnet = self.node.botnet()?;
         let sizes = ops::queue_sizes(&self.node)?;
         let consumer = |q: &str| ops::consumer_of(&botnet, q).map(|c| c.id.clone()).unwrap_or_default();
-        let qs = |name: &str, size: u64| pb::QueueSize { name: name.to_string(), size, consumer: consumer(name) };
+        let qs = |name: &str, size: u64| pb::QueueSize {
+            name: name.to_string(),
+            size,
+            consumer: consumer(name),
+            outbox_to: self.node.store.remote_owner(name).unwrap_or_default(),
+        };
         let mut bots = Vec::new();
         let mut all: Vec<pb::QueueSize> = Vec::new();
         let mut total = 0;
