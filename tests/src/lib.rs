@@ -218,36 +218,65 @@ impl DaemonNode {
 
     /// Starts a daemon on `node`'s root and waits for its control socket.
     pub fn start(node: TestNode) -> DaemonNode {
-        let log = |name: &str| std::fs::File::create(node.root().join(name)).expect("create node log");
-        let child = node
+        let mut d = DaemonNode { node, child: None };
+        d.launch();
+        d
+    }
+
+    /// Spawns the daemon (its output appended to `node.stdout` / `node.stderr` under the root)
+    /// and waits until its control socket accepts connections.
+    fn launch(&mut self) {
+        let log = |name: &str| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.node.root().join(name))
+                .expect("open node log")
+        };
+        let child = self
+            .node
             .command(&[])
             .stdout(log("node.stdout"))
             .stderr(log("node.stderr"))
             .spawn()
             .expect("spawn intelmq-node");
-        let mut d = DaemonNode { node, child: Some(child) };
-        let socket = d.socket();
+        self.child = Some(child);
+        let socket = self.socket();
         let start = std::time::Instant::now();
         loop {
             if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
                 break;
             }
-            if let Some(status) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!(
                     "intelmq-node exited with {status} before serving {}: {}",
                     socket.display(),
-                    d.node.read("node.stderr")
+                    self.node.read("node.stderr")
                 );
             }
             assert!(
                 start.elapsed() < std::time::Duration::from_secs(60),
                 "{} did not accept connections within 60 s: {}",
                 socket.display(),
-                d.node.read("node.stderr")
+                self.node.read("node.stderr")
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        d
+    }
+
+    /// Kills the node with SIGKILL (no shutdown, nothing flushed) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the node again on the same root (after [`Self::kill`] or [`Self::stop`]) and waits
+    /// for its control socket.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
     }
 
     pub fn root(&self) -> &Path {

@@ -6,6 +6,7 @@ mod config;
 mod control;
 mod crash;
 mod ctl;
+mod multinode;
 mod outputs_db;
 mod outputs_net;
 mod pipeline;
