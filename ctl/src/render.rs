@@ -228,7 +228,12 @@ pub fn queues_text(queues: &[QueueSize], total: u64, non_zero: bool) -> String {
         &["QUEUE", "MESSAGES>", "CONSUMER"]
     });
     for q in queues.iter().filter(|q| !non_zero || q.size > 0) {
-        let mut row = vec![q.name.clone(), q.size.to_string(), q.consumer.clone()];
+        let consumer = if q.outbox_to.is_empty() {
+            q.consumer.clone()
+        } else {
+            format!("{} (outbox to node {})", q.consumer, q.outbox_to)
+        };
+        let mut row = vec![q.name.clone(), q.size.to_string(), consumer];
         if nodes {
             row.push(q.node.clone());
         }
@@ -321,7 +326,7 @@ pub fn check_text(status: &str, lines: &[CheckLine]) -> String {
 /// Per-bot counters as a table (with the bots' nodes when they span several).
 pub fn stats_text(bots: &[BotStats]) -> String {
     let nodes = several_nodes(bots.iter().map(|b| b.node.as_str()));
-    let mut headers = vec!["BOT", "STATE", "RECEIVED>", "SENT>", "DUMPED>", "RETRIES>", "RATE/S>", "INBOX>"];
+    let mut headers = vec!["BOT", "STATE", "RECEIVED>", "SENT>", "DUMPED>", "RETRIES>", "RATE/S>", "INBOX>", "OUTBOX>"];
     if nodes {
         headers.insert(1, "NODE");
     }
@@ -336,6 +341,7 @@ pub fn stats_text(bots: &[BotStats]) -> String {
             b.retries.to_string(),
             format!("{:.1}", b.rate),
             b.queue_size.to_string(),
+            b.outbox_size.to_string(),
         ];
         if nodes {
             row.insert(1, b.node.clone());
@@ -359,6 +365,7 @@ pub fn stats_json(timestamp_ms: u64, bots: &[BotStats]) -> Value {
             "rate": b.rate,
             "queue_size": b.queue_size,
             "node": b.node,
+            "outbox_size": b.outbox_size,
         })).collect::<Vec<_>>(),
     })
 }
@@ -796,6 +803,7 @@ mod tests {
             rate: 2.26,
             queue_size: 0,
             node: "local".into(),
+            outbox_size: 0,
         };
         let text = stats_text(std::slice::from_ref(&b));
         assert!(text.lines().nth(1).is_some_and(|l| l.starts_with("p    running") && l.contains(" 2.3 ")), "{text}");

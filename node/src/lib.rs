@@ -4,7 +4,9 @@
 //! - `control`: the gRPC control plane (tonic) over a running node. Uses `runtime`, `store`,
 //!   `config`, `message` and the proto crate.
 //! - `runtime`: actix actors (supervisor, one actor per bot), routing, backpressure, error
-//!   handling, per-bot logs. Uses `store`, `bots`, `config`, `message`.
+//!   handling, per-bot logs. Uses `store`, `bots`, `config`, `cluster`, `message`.
+//! - `cluster`: messages between the nodes of a botnet: outbox forwarders and intakes over a
+//!   broker (RabbitMQ). Uses `store`, `config`.
 //! - `config`: the files under `<root>/etc/` -> validated [`config::Botnet`]. Uses `message`.
 //! - `store`: the one RocksDB database (inboxes, dump, state, counters). Uses nothing of ours.
 //! - `bots`: one trait per bot kind and the explicit registry; pure code. Uses `message`.
@@ -13,6 +15,7 @@
 //! The binary `intelmq-node` (src/main.rs) parses flags, loads the config and calls `runtime`.
 
 pub mod bots;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod message;

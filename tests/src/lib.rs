@@ -272,9 +272,10 @@ impl DaemonNode {
         }
     }
 
-    /// Starts the node again on the same root (after [`DaemonNode::kill`] or [`DaemonNode::stop`]).
+    /// Starts the node again on the same root (after [`Self::kill`] or [`Self::stop`]) and waits
+    /// for its control socket.
     pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "the node is still running: kill or stop it first");
+        self.stop();
         self.launch();
     }
 

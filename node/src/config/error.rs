@@ -113,6 +113,21 @@ pub enum ConfigError {
     )]
     DuplicateSourceQueue { file: PathBuf, first: String, bot: String, queue: String },
 
+    /// Bots on different nodes consume one queue: a queue belongs to one node.
+    #[error(
+        "queue `{queue}` in `{}` is claimed by two nodes: {first_node} (bot `{first}`) and {node} (bot `{bot}`); the bots consuming a queue must run on one node",
+        file.display()
+    )]
+    QueueOnTwoNodes { file: PathBuf, queue: String, first: String, first_node: String, bot: String, node: String },
+
+    /// Messages cross nodes but `node.conf` names no broker to carry them.
+    #[error(
+        "queue `{queue}` (bot `{bot}` in `{}`) crosses nodes: it is on node `{owner}` and bots on other nodes send to it, or the other way round; set `broker` in `{}` to carry messages between nodes",
+        file.display(),
+        node_conf.display()
+    )]
+    NoBroker { file: PathBuf, node_conf: PathBuf, queue: String, bot: String, owner: String },
+
     /// A bad key or value in `node.conf` (`key` is the dotted path, e.g. `store.sync`).
     #[error("invalid `{key}` in `{}`: {reason}", file.display())]
     NodeConf { file: PathBuf, key: String, reason: String },
@@ -144,6 +159,8 @@ impl ConfigError {
             | ConfigError::PipelineUnknownBot { file, .. }
             | ConfigError::DanglingQueue { file, .. }
             | ConfigError::DuplicateSourceQueue { file, .. }
+            | ConfigError::QueueOnTwoNodes { file, .. }
+            | ConfigError::NoBroker { file, .. }
             | ConfigError::NodeConf { file, .. }
             | ConfigError::UnknownNode { file, .. } => file,
             ConfigError::NoRuntime { etc } => etc,

@@ -3,7 +3,8 @@
 //! then `validate`, which does no IO: IntelMQ's parameter precedence (built-in defaults <
 //! `defaults.conf` / `global:` < the bot's top-level `name` < the bot's `parameters`), the split
 //! into [`CommonParams`], pipeline wiring and bot-specific parameters, and the cross-bot checks
-//! (duplicate source queues, dangling destination queues, unknown nodes).
+//! (duplicate source queues, dangling destination queues, unknown nodes, a queue claimed by two
+//! nodes, messages crossing nodes without a broker).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -593,6 +594,31 @@ pub(crate) fn validate(raw: &RawBotnet, node: &NodeConfig) -> Result<(Vec<BotCon
         wiring_files.push(wiring_file);
     }
 
+    // Bots on two nodes consuming one queue: the queue would belong to both.
+    let mut placed: HashMap<&str, &BotConfig> = HashMap::new();
+    for (bot, wiring_file) in bots.iter().zip(&wiring_files) {
+        let Some(q) = &bot.source_queue else { continue };
+        match placed.get(q.as_str()) {
+            Some(first) if first.node != bot.node => {
+                let on = |b: &BotConfig| match &b.node {
+                    Some(n) => format!("node `{n}`"),
+                    None => "every node (no `node:`)".to_string(),
+                };
+                return Err(ConfigError::QueueOnTwoNodes {
+                    file: wiring_file.clone(),
+                    queue: q.clone(),
+                    first: first.id.clone(),
+                    first_node: on(first),
+                    bot: bot.id.clone(),
+                    node: on(bot),
+                });
+            }
+            Some(_) => {}
+            None => {
+                placed.insert(q.as_str(), bot);
+            }
+        }
+    }
     // Two bots on one source queue.
     let mut consumers: HashMap<&str, &str> = HashMap::new();
     for (bot, wiring_file) in bots.iter().zip(&wiring_files) {
@@ -616,6 +642,22 @@ pub(crate) fn validate(raw: &RawBotnet, node: &NodeConfig) -> Result<(Vec<BotCon
                     bot: bot.id.clone(),
                     path: path.clone(),
                     queue: q.clone(),
+                });
+            }
+        }
+    }
+    // Messages between nodes need a broker.
+    if node.broker.is_none() {
+        let p = super::placement(&bots, node);
+        if let Some(q) = p.remote.keys().chain(p.intake.iter()).next() {
+            let consumer = bots.iter().zip(&wiring_files).find(|(b, _)| b.source_queue.as_ref() == Some(q));
+            if let Some((c, wiring_file)) = consumer {
+                return Err(ConfigError::NoBroker {
+                    file: wiring_file.clone(),
+                    node_conf: raw.runtime_file.with_file_name("node.conf"),
+                    queue: q.clone(),
+                    bot: c.id.clone(),
+                    owner: c.node.clone().unwrap_or_default(),
                 });
             }
         }
@@ -1399,6 +1441,84 @@ p:
             ("node.conf", r#"{"node_id": "node-a", "peers": [{"id": "node-b", "control": "h:7600"}]}"#),
         ]);
         assert_eq!(bots[0].node.as_deref(), Some("node-b"));
+    }
+
+    const THREE_NODES: &str = r#"{"node_id": "node-a", "peers": [{"id": "node-b", "control": "h:7600"},
+        {"id": "node-c", "control": "h:7601"}], "broker": {"url": "amqp://127.0.0.1:5672"}}"#;
+
+    #[test]
+    fn a_queue_consumed_on_two_nodes_is_refused_naming_the_queue_and_the_nodes() {
+        let e = err_of(&[
+            (
+                "runtime.conf",
+                r#"{"col": {"module": "m.c", "node": "node-a"}, "p1": {"module": "m.p", "node": "node-b"},
+                    "p2": {"module": "m.p", "node": "node-c"}}"#,
+            ),
+            (
+                "pipeline.conf",
+                r#"{"col": {"destination-queues": ["shared-queue"]}, "p1": {"source-queue": "shared-queue"},
+                    "p2": {"source-queue": "shared-queue"}}"#,
+            ),
+            ("node.conf", THREE_NODES),
+        ]);
+        assert!(
+            matches!(&e, ConfigError::QueueOnTwoNodes { queue, first_node, node, .. }
+                if queue == "shared-queue" && first_node == "node `node-b`" && node == "node `node-c`"),
+            "{e}"
+        );
+        assert!(e.to_string().starts_with("queue `shared-queue` in `"), "{e}");
+        // A bot without `node:` runs on every node, so it claims its queue on node-b too.
+        let e = err_of(&[
+            ("runtime.conf", r#"{"p1": {"module": "m.p", "node": "node-b"}, "p2": {"module": "m.p"}}"#),
+            ("pipeline.conf", r#"{"p1": {"source-queue": "q"}, "p2": {"source-queue": "q"}}"#),
+            ("node.conf", THREE_NODES),
+        ]);
+        assert!(matches!(&e, ConfigError::QueueOnTwoNodes { node, .. } if node == "every node (no `node:`)"), "{e}");
+    }
+
+    #[test]
+    fn queues_crossing_nodes_are_placed_and_need_a_broker() {
+        let runtime = r#"a:
+  module: intelmq.bots.collectors.file.collector_file
+  node: node-a
+  parameters: {destination_queues: {_default: [b-queue]}}
+b:
+  module: intelmq.bots.parsers.generic.parser_csv
+  node: node-b
+  parameters: {destination_queues: {_default: [c-queue]}}
+c:
+  module: intelmq.bots.outputs.file.output
+  node: node-c
+"#;
+        let (_, bots, _) = load_bots(&[("runtime.yaml", runtime), ("node.conf", THREE_NODES)]).unwrap();
+        let base = NodeConfig::from_value(Path::new("node.conf"), &serde_json::from_str(THREE_NODES).unwrap()).unwrap();
+        let on = |id: &str| {
+            let mut n = base.clone();
+            n.node_id = id.to_string();
+            n.peers.retain(|p| p.id != id);
+            super::super::placement(&bots, &n)
+        };
+        let a = on("node-a");
+        assert_eq!(a.remote.into_iter().collect::<Vec<_>>(), vec![("b-queue".to_string(), "node-b".to_string())]);
+        assert!(a.intake.is_empty());
+        let b = on("node-b");
+        assert_eq!(b.remote.into_iter().collect::<Vec<_>>(), vec![("c-queue".to_string(), "node-c".to_string())]);
+        assert_eq!(b.intake, ["b-queue"]);
+        let c = on("node-c");
+        assert!(c.remote.is_empty());
+        assert_eq!(c.intake, ["c-queue"]);
+
+        let no_broker = r#"{"node_id": "node-a", "peers": [{"id": "node-b", "control": "h:1"},
+            {"id": "node-c", "control": "h:2"}]}"#;
+        let e = err_of(&[("runtime.yaml", runtime), ("node.conf", no_broker)]);
+        assert!(
+            matches!(&e, ConfigError::NoBroker { queue, owner, .. } if queue == "b-queue" && owner == "node-b"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("set `broker` in `"), "{e}");
+        // One node alone needs no broker.
+        let single = "a:\n  module: m.c\n  parameters: {destination_queues: [b-queue]}\nb:\n  module: m.p\n";
+        assert!(load_bots(&[("runtime.yaml", single)]).is_ok());
     }
 
     #[test]

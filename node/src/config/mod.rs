@@ -16,11 +16,15 @@ mod edit;
 mod error;
 mod load;
 mod node;
+mod placement;
 
 pub use edit::set_enabled;
 pub use error::ConfigError;
 pub use load::{load, load_from};
-pub use node::{NodeConfig, PeerConfig, SyncMode, DEFAULT_RATE_WINDOW_MS};
+pub use node::{
+    BrokerConfig, NodeConfig, PeerConfig, SyncMode, DEFAULT_DEDUP_TTL_S, DEFAULT_QUEUE_PREFIX, DEFAULT_RATE_WINDOW_MS,
+};
+pub use placement::{placement, Placement};
 
 /// A bot's group (IntelMQ `group`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -174,6 +178,11 @@ impl Botnet {
     /// The bots that consume `queue`.
     pub fn consumers_of<'a>(&'a self, queue: &'a str) -> impl Iterator<Item = &'a BotConfig> + 'a {
         self.bots.iter().filter(move |b| b.source_queue.as_deref() == Some(queue))
+    }
+
+    /// The cross-node queues of this node (see [`placement`]).
+    pub fn placement(&self) -> Placement {
+        placement(&self.bots, &self.node)
     }
 
     /// Every queue name that appears as a source or destination.

@@ -1,5 +1,6 @@
 //! `node.conf`: what IntelMQ did not have. This node's id, the store and its sync setting, the
-//! control listeners and their auth, and the peers of a multi-node botnet. Optional: a missing
+//! control listeners and their auth, the peers of a multi-node botnet and the broker that carries
+//! messages between the nodes. Optional: a missing
 //! file means [`NodeConfig::default`]. Unknown keys are refused, naming the file and the key.
 
 use std::net::SocketAddr;
@@ -117,6 +118,42 @@ impl PeerConfig {
     }
 }
 
+/// `broker`: the message broker between the nodes of a botnet (RabbitMQ over AMQP 0-9-1). Default
+/// null: a single node needs none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerConfig {
+    /// `broker.url`, required: `amqp://user:password@host:5672/vhost` (`amqps://` for TLS).
+    pub url: String,
+    /// `broker.queue_prefix`, default `intelmq.`: the broker queue of queue `q` is
+    /// `<queue_prefix><q>`, so several botnets can share one broker.
+    pub queue_prefix: String,
+    /// `broker.tls_ca_file`, default null: PEM CA certificates the broker's certificate must chain
+    /// to (`amqps://`); null: the system's roots. Relative paths are under the root.
+    pub tls_ca_file: Option<String>,
+    /// `broker.dedup_ttl_s`, default 86400: how long the receiving node remembers the id of a
+    /// message it took in, so a redelivery within that time is not a second event.
+    pub dedup_ttl_s: u64,
+}
+
+/// The default of `broker.queue_prefix`.
+pub const DEFAULT_QUEUE_PREFIX: &str = "intelmq.";
+/// The default of `broker.dedup_ttl_s`.
+pub const DEFAULT_DEDUP_TTL_S: u64 = 86_400;
+
+impl BrokerConfig {
+    /// `url` without its password, for logs and messages.
+    pub fn display_url(&self) -> String {
+        match (self.url.find("://"), self.url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let userinfo = &self.url[scheme + 3..at];
+                let user = userinfo.split(':').next().unwrap_or("");
+                format!("{}{user}@{}", &self.url[..scheme + 3], &self.url[at + 1..])
+            }
+            _ => self.url.clone(),
+        }
+    }
+}
+
 /// The contents of `node.conf`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeConfig {
@@ -126,6 +163,8 @@ pub struct NodeConfig {
     pub control: ControlConfig,
     /// `peers`, default none.
     pub peers: Vec<PeerConfig>,
+    /// `broker`, default null.
+    pub broker: Option<BrokerConfig>,
 }
 
 impl Default for NodeConfig {
@@ -135,6 +174,7 @@ impl Default for NodeConfig {
             store: StoreConfig::default(),
             control: ControlConfig::default(),
             peers: Vec::new(),
+            broker: None,
         }
     }
 }
@@ -195,7 +235,7 @@ impl NodeConfig {
             reason,
         };
         let top = as_object(value, "node.conf").map_err(|r| err("(top level)", r))?;
-        check_keys(top, "", &["node_id", "store", "control", "peers"]).map_err(|(k, r)| err(&k, r))?;
+        check_keys(top, "", &["node_id", "store", "control", "peers", "broker"]).map_err(|(k, r)| err(&k, r))?;
         let mut cfg = NodeConfig::default();
 
         if let Some(v) = non_null(top.get("node_id")) {
@@ -327,6 +367,48 @@ impl NodeConfig {
                 }
                 cfg.peers.push(peer);
             }
+        }
+
+        if let Some(v) = non_null(top.get("broker")) {
+            let broker = as_object(v, "broker").map_err(|r| err("broker", r))?;
+            check_keys(broker, "broker.", &["url", "queue_prefix", "tls_ca_file", "dedup_ttl_s"])
+                .map_err(|(k, r)| err(&k, r))?;
+            let url = non_null(broker.get("url"))
+                .ok_or_else(|| err("broker.url", "missing".to_string()))
+                .and_then(|v| as_str(v).map_err(|r| err("broker.url", r)))?;
+            if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
+                return Err(err("broker.url", format!("`{url}` is not an amqp:// or amqps:// url")));
+            }
+            let mut b = BrokerConfig {
+                url: url.to_string(),
+                queue_prefix: DEFAULT_QUEUE_PREFIX.to_string(),
+                tls_ca_file: None,
+                dedup_ttl_s: DEFAULT_DEDUP_TTL_S,
+            };
+            if let Some(v) = non_null(broker.get("queue_prefix")) {
+                let p = as_str(v).map_err(|r| err("broker.queue_prefix", r))?;
+                if !p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)) {
+                    return Err(err(
+                        "broker.queue_prefix",
+                        format!("`{p}` may hold only letters, digits and `-`, `_`, `.`, `:`"),
+                    ));
+                }
+                b.queue_prefix = p.to_string();
+            }
+            if let Some(v) = non_null(broker.get("tls_ca_file")) {
+                let p = as_str(v).map_err(|r| err("broker.tls_ca_file", r))?;
+                if p.is_empty() {
+                    return Err(err("broker.tls_ca_file", "must not be empty".to_string()));
+                }
+                b.tls_ca_file = Some(p.to_string());
+            }
+            if let Some(v) = non_null(broker.get("dedup_ttl_s")) {
+                b.dedup_ttl_s = v
+                    .as_u64()
+                    .filter(|s| *s > 0)
+                    .ok_or_else(|| err("broker.dedup_ttl_s", format!("`{v}` is not a positive integer")))?;
+            }
+            cfg.broker = Some(b);
         }
         Ok(cfg)
     }
@@ -519,6 +601,43 @@ mod tests {
         assert!(matches!(&e, ConfigError::NodeConf { key, .. } if key == "peers[0].token"), "{e}");
         let e = parse(r#"{"peers": [{"id": "b", "control": "h:1", "token_file": ""}]}"#).unwrap_err();
         assert!(matches!(&e, ConfigError::NodeConf { key, .. } if key == "peers[0].token_file"), "{e}");
+    }
+
+    #[test]
+    fn broker_is_read_with_its_defaults() {
+        assert_eq!(parse("{}").unwrap().broker, None);
+        assert_eq!(parse(r#"{"broker": null}"#).unwrap().broker, None);
+        let cfg = parse(r#"{"broker": {"url": "amqp://guest:secret@127.0.0.1:5672/%2f"}}"#).unwrap();
+        let b = cfg.broker.unwrap();
+        assert_eq!(b.queue_prefix, "intelmq.");
+        assert_eq!(b.dedup_ttl_s, 86_400);
+        assert_eq!(b.tls_ca_file, None);
+        assert_eq!(b.display_url(), "amqp://guest@127.0.0.1:5672/%2f");
+        let cfg = parse(
+            r#"{"broker": {"url": "amqps://h:5671", "queue_prefix": "soc.", "tls_ca_file": "etc/ca.pem",
+                           "dedup_ttl_s": 60}}"#,
+        )
+        .unwrap();
+        let b = cfg.broker.unwrap();
+        assert_eq!(
+            (b.queue_prefix.as_str(), b.tls_ca_file.as_deref(), b.dedup_ttl_s),
+            ("soc.", Some("etc/ca.pem"), 60)
+        );
+        assert_eq!(b.display_url(), "amqps://h:5671");
+    }
+
+    #[test]
+    fn broker_settings_are_checked() {
+        for (text, key) in [
+            (r#"{"broker": {}}"#, "broker.url"),
+            (r#"{"broker": {"url": "http://h"}}"#, "broker.url"),
+            (r#"{"broker": {"url": "amqp://h", "queue_prefix": "a b"}}"#, "broker.queue_prefix"),
+            (r#"{"broker": {"url": "amqp://h", "dedup_ttl_s": 0}}"#, "broker.dedup_ttl_s"),
+            (r#"{"broker": {"url": "amqp://h", "tls_ca": "x"}}"#, "broker.tls_ca"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(matches!(&e, ConfigError::NodeConf { key: k, .. } if k == key), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -87,6 +87,7 @@ pub fn queues(botnet: &Botnet, non_zero: bool, size: impl Fn(&str, &str) -> u64)
             size: size(node, name),
             consumer: botnet.consumers_of(name).next().map(|c| c.id.clone()).unwrap_or_default(),
             node: node.to_string(),
+            outbox_to: String::new(),
         }
     };
     let mut bots = Vec::new();
@@ -132,6 +133,21 @@ pub fn sizes_by_node<'a>(
         }
     }
     sizes
+}
+
+/// One note per non-empty outbox in the nodes' own answers: messages a node holds for a queue
+/// another node owns, not yet confirmed by the broker.
+pub fn outbox_notes<'a>(answers: impl IntoIterator<Item = (&'a str, &'a pb::ListQueuesResponse)>) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (node, r) in answers {
+        for q in r.queues.iter().filter(|q| !q.outbox_to.is_empty() && q.size > 0) {
+            notes.push(format!(
+                "node {node} holds {} message(s) for {} in its outbox to node {}",
+                q.size, q.name, q.outbox_to
+            ));
+        }
+    }
+    notes
 }
 
 /// The check lines of the whole botnet: this node's, then each peer's that this node did not

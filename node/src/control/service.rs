@@ -18,6 +18,7 @@ use super::merge;
 use super::ops;
 use super::peers::{is_forwarded, Client, Peer, PeerError, Peers, ACTION_TIMEOUT, QUERY_TIMEOUT};
 use crate::bots::Level;
+use crate::config::Botnet;
 use crate::runtime::{BotStatusInfo, Command, ControlError, NodeHandle, RunState, Selector};
 
 /// Samples of a counter per bot, covering the last `window`: a bot's rate is how much its counter
@@ -206,6 +207,21 @@ impl ControlService {
         Ok(bots)
     }
 
+    /// This node's own queue sizes: inboxes, and for a queue another node owns, the depth of this
+    /// node's outbox for it (`outbox_to` names the owner).
+    fn local_queues(&self, botnet: &Botnet, non_zero: bool) -> pb::ListQueuesResponse {
+        let store = &self.node.store;
+        let mut answer = merge::queues(botnet, non_zero, |_, q| store.waiting(q));
+        let bots =
+            answer.bots.iter_mut().flat_map(|b| b.source_queue.iter_mut().chain(b.destination_queues.iter_mut()));
+        for q in answer.queues.iter_mut().chain(bots) {
+            if let Some(owner) = store.remote_owner(&q.name) {
+                q.outbox_to = owner;
+            }
+        }
+        answer
+    }
+
     /// This node's bots' counters and rates.
     fn stats(&self) -> Result<Vec<pb::BotStats>, Status> {
         let botnet = self.node.botnet()?;
@@ -226,6 +242,7 @@ impl ControlService {
                 rate,
                 queue_size: b.source_queue.as_ref().map(|q| self.node.store.queue_len(q)).unwrap_or(0),
                 node: local.clone(),
+                outbox_size: b.source_queue.as_ref().map(|q| self.node.store.outbox_len(q)).unwrap_or(0),
             });
         }
         Ok(out)
@@ -476,16 +493,15 @@ impl Control for ControlService {
     async fn list_queues(&self, r: Request<pb::ListQueuesRequest>) -> Result<Response<pb::ListQueuesResponse>, Status> {
         let fan_out = self.fans_out(&r);
         let non_zero = r.into_inner().non_zero;
-        let store = &self.node.store;
         if !fan_out {
             let botnet = self.node.botnet()?;
-            return Ok(Response::new(merge::queues(&botnet, non_zero, |_, q| store.queue_len(q))));
+            return Ok(Response::new(self.local_queues(&botnet, non_zero)));
         }
         // Every node's own sizes, then each queue's size from the node holding it.
         let ask = |mut c: Client, r| async move { c.list_queues(r).await };
         let remote = self.peers.ask_all(pb::ListQueuesRequest { non_zero: false }, QUERY_TIMEOUT, ask).await;
         let botnet = self.node.botnet()?;
-        let mut answers = vec![(botnet.node.node_id.clone(), merge::queues(&botnet, false, |_, q| store.queue_len(q)))];
+        let mut answers = vec![(botnet.node.node_id.clone(), self.local_queues(&botnet, false))];
         let mut notes = Vec::new();
         for (peer, answer) in remote {
             match answer {
@@ -496,6 +512,7 @@ impl Control for ControlService {
         let sizes = merge::sizes_by_node(answers.iter().map(|(n, a)| (n.as_str(), a)));
         let size = |n: &str, q: &str| sizes.get(&(n.to_string(), q.to_string())).copied().unwrap_or(0);
         let mut merged = merge::queues(&botnet, non_zero, size);
+        notes.extend(merge::outbox_notes(answers.iter().map(|(n, a)| (n.as_str(), a))));
         merged.notes = notes;
         Ok(Response::new(merged))
     }

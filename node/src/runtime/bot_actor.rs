@@ -199,10 +199,11 @@ impl BotActor {
         }
     }
 
-    /// True when some destination queue is above its high watermark.
+    /// True when some destination queue is above its high watermark (for a queue of another
+    /// node: its outbox here, waiting for the broker).
     fn blocked(&self) -> bool {
         let max = self.cfg.common.max_queue_length;
-        max > 0 && self.cfg.destination_queues.values().flatten().any(|q| self.store.queue_len(q) >= max)
+        max > 0 && self.cfg.destination_queues.values().flatten().any(|q| self.store.waiting(q) >= max)
     }
 
     fn dump_entry(&self, message: String, message_type: Option<String>, error: &str) -> DumpEntry {

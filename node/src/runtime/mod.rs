@@ -1,7 +1,8 @@
 //! The runtime: an actix [`Supervisor`](supervisor) and one [`BotActor`](bot_actor) per bot, each
 //! on its own Arbiter (thread), because bot work (parsing, RocksDB) is blocking. Owns routing,
 //! wake-ups, backpressure, error handling and the per-bot logs. Depends on `store`, `bots`,
-//! `config` and `message`; nothing depends on it but the binary and the control plane.
+//! `config`, `cluster` (started with the bots, for the queues of other nodes) and `message`;
+//! nothing depends on it but the binary and the control plane.
 
 mod bot_actor;
 mod build;

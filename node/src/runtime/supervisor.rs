@@ -14,6 +14,7 @@ use super::bot_actor::{BotActor, DebugRun, Ping, Stop, Wake};
 use super::log::BotLogger;
 use super::{build, open_store, BotShared, BotSummary, Mode, NodeHandle, Router, RunState, RunSummary};
 use crate::bots::{Bot, Level};
+use crate::cluster::Cluster;
 use crate::config::{self, BotConfig, Botnet, Group};
 use crate::store::{Counters, Store};
 
@@ -285,8 +286,12 @@ impl Supervisor {
         }
     }
 
-    /// True when nothing is left to do: collectors ran, no bot is busy, no live consumer has input.
+    /// True when nothing is left to do: collectors ran, no bot is busy, no live consumer has input,
+    /// no outbox waits for the broker.
     fn idle(&self) -> bool {
+        if !self.store.outboxes().is_empty() {
+            return false;
+        }
         self.bots.iter().all(|b| {
             let live = b.shared.state() == RunState::Running;
             if !live {
@@ -530,6 +535,11 @@ pub(super) fn run(
     let started = Instant::now();
     super::validate(&botnet)?;
     let store = open_store(&botnet)?;
+    // Queues of other nodes go to outboxes from the first step on; their forwarders and the
+    // intakes of this node's queues run beside the bots.
+    let router = Arc::new(Router::default());
+    let wake_router = router.clone();
+    let cluster = Cluster::start(&botnet, store.clone(), Arc::new(move |qs: &[String]| wake_router.wake(qs)))?;
     let local = botnet.node.node_id.clone();
     // Build every bot first: nothing starts on an invalid configuration.
     let mut built: Vec<(BotConfig, Option<Bot>)> = Vec::new();
@@ -557,7 +567,6 @@ pub(super) fn run(
         let (botnet, store, outcome, final_states) =
             (botnet.clone(), store.clone(), outcome.clone(), final_states.clone());
         system.block_on(async move {
-            let router = Arc::new(Router::default());
             let mut bots = Vec::new();
             let mut failure = None;
             for (cfg, bot) in built {
@@ -620,6 +629,9 @@ pub(super) fn run(
         });
     }
     system.run()?;
+    if let Some(c) = cluster {
+        c.stop();
+    }
     outcome
         .lock()
         .map_err(|_| anyhow::anyhow!("supervisor state lock poisoned"))?

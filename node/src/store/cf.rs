@@ -5,9 +5,8 @@
 pub const INBOX_PREFIX: &str = "inbox:";
 /// Prefix of a bot's state: `state:<bot-id>` (dedup caches, collector cursors, output offsets).
 pub const STATE_PREFIX: &str = "state:";
-/// Prefix of messages bound for a queue on another node: `outbox:<queue>` (reserved for
-/// cross-node delivery; no other use may take this name).
-#[allow(dead_code)]
+/// Prefix of messages bound for a queue on another node: `outbox:<queue>`, kept until the broker
+/// confirmed them.
 pub const OUTBOX_PREFIX: &str = "outbox:";
 /// Failed messages, keyed by a global sequence.
 pub const DUMP: &str = "dump";
@@ -20,6 +19,10 @@ pub const DEFAULT: &str = "default";
 
 pub fn inbox(queue: &str) -> String {
     format!("{INBOX_PREFIX}{queue}")
+}
+
+pub fn outbox(queue: &str) -> String {
+    format!("{OUTBOX_PREFIX}{queue}")
 }
 
 pub fn state(bot_id: &str) -> String {

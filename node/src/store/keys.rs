@@ -2,11 +2,15 @@
 //!
 //! Queue and dump keys are big-endian u64 sequence numbers, so RocksDB's byte order is FIFO order.
 //! State values carry an 8-byte big-endian expiry (unix seconds, 0 = never) before the payload.
+//! Outbox values carry the 8-byte big-endian incarnation of the store that wrote them before the
+//! message, so a message keeps its id (`<node>/<incarnation>/<seq>`) across restarts.
 
 /// `meta` key of the on-disk format version.
 pub const META_FORMAT_VERSION: &[u8] = b"format_version";
 /// The current on-disk format version.
 pub const FORMAT_VERSION: u64 = 1;
+/// `meta` key of the incarnation: a counter raised each time the store is opened.
+pub const META_INCARNATION: &[u8] = b"incarnation";
 
 pub fn seq_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
@@ -38,6 +42,23 @@ pub fn decode_state(value: &[u8], now: u64) -> Option<&[u8]> {
     Some(payload)
 }
 
+/// An outbox value: the incarnation that wrote it, then the message.
+pub fn encode_outbox(incarnation: u64, message: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8 + message.len());
+    v.extend_from_slice(&incarnation.to_be_bytes());
+    v.extend_from_slice(message);
+    v
+}
+
+/// The incarnation and the message of an outbox value.
+pub fn decode_outbox(value: &[u8]) -> Option<(u64, &[u8])> {
+    if value.len() < 8 {
+        return None;
+    }
+    let (head, message) = value.split_at(8);
+    Some((u64::from_be_bytes(head.try_into().ok()?), message))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +78,12 @@ mod tests {
         assert_eq!(decode_state(&v, 100), None);
         let forever = encode_state(0, b"y");
         assert_eq!(decode_state(&forever, u64::MAX), Some(&b"y"[..]));
+    }
+
+    #[test]
+    fn outbox_values_carry_their_incarnation() {
+        let v = encode_outbox(7, b"msg");
+        assert_eq!(decode_outbox(&v), Some((7, &b"msg"[..])));
+        assert_eq!(decode_outbox(b"short"), None);
     }
 }

@@ -14,6 +14,10 @@
 //! * Consumed ranges are compacted away: once an inbox has been acknowledged [`COMPACT_EVERY`]
 //!   times, or drains after holding a [`BACKLOG`], a background thread compacts its keys below the
 //!   head, so the disk space of a drained backlog is given back.
+//! * Cross-node queues: a put to a queue another node owns ([`Store::set_remote_queues`]) goes to
+//!   `outbox:<queue>` instead, in the same `WriteBatch` as the rest of the step, tagged with the
+//!   store's incarnation; it leaves the outbox only when the cluster's forwarder says the broker
+//!   confirmed it ([`Store::outbox_confirmed`]).
 //! * Durability: the WAL is always on; [`Durability::Always`] fsyncs every commit,
 //!   [`Durability::Interval`] fsyncs the WAL in the background (group commit; a process crash
 //!   loses nothing because every write reaches the OS before the commit returns),
@@ -101,6 +105,15 @@ pub struct Queued {
     pub data: Vec<u8>,
 }
 
+/// A message waiting in an outbox for the broker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub seq: u64,
+    /// The incarnation of the store that wrote it: with the node id and `seq`, the message's id.
+    pub incarnation: u64,
+    pub data: Vec<u8>,
+}
+
 /// Everything one processing step writes, committed atomically by [`Store::commit`].
 #[derive(Default, Debug)]
 pub struct Step {
@@ -174,6 +187,7 @@ impl Step {
     }
 }
 
+/// The in-memory bookkeeping of one inbox or outbox.
 #[derive(Debug, Default)]
 struct QueueMeta {
     /// The lowest sequence number that may still be in the queue.
@@ -214,7 +228,12 @@ const BLOCK_CACHE: usize = 32 << 20;
 pub struct Store {
     db: Arc<Db>,
     path: PathBuf,
+    /// Inboxes and outboxes, by column-family name.
     queues: RwLock<HashMap<String, Arc<QueueMeta>>>,
+    /// Queues owned by other nodes (queue -> owning node): puts go to their outbox.
+    remote: RwLock<HashMap<String, String>>,
+    /// Raised each time the store is opened; part of the id of every outbox message.
+    incarnation: u64,
     commit_lock: Mutex<u64>,
     durability: Durability,
     dirty: Arc<AtomicBool>,
@@ -278,10 +297,12 @@ impl Store {
         let db = Db::open_cf_descriptors(&opts, path, descriptors)
             .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
         let db = Arc::new(db);
-        let store = Store {
+        let mut store = Store {
             db: db.clone(),
             path: path.to_path_buf(),
             queues: RwLock::new(HashMap::new()),
+            remote: RwLock::new(HashMap::new()),
+            incarnation: 0,
             commit_lock: Mutex::new(0),
             durability,
             dirty: Arc::new(AtomicBool::new(false)),
@@ -292,10 +313,11 @@ impl Store {
             compactor: Mutex::new(None),
         };
         store.check_format()?;
+        store.incarnation = store.next_incarnation()?;
         let mut dump_seq = 0;
         for name in &names {
-            if let Some(q) = name.strip_prefix(cf::INBOX_PREFIX) {
-                store.load_queue(q)?;
+            if name.starts_with(cf::INBOX_PREFIX) || name.starts_with(cf::OUTBOX_PREFIX) {
+                store.load_queue(name)?;
             }
             if name == cf::DUMP {
                 dump_seq = store.last_key(cf::DUMP)?.map(|s| s + 1).unwrap_or(0);
@@ -359,11 +381,11 @@ impl Store {
         Ok(())
     }
 
-    /// Asks the compaction thread to compact `queue`'s inbox below `below`.
-    fn compact_consumed(&self, queue: &str, below: u64, drained: bool) {
+    /// Asks the compaction thread to compact inbox or outbox `name` below `below`.
+    fn compact_consumed(&self, name: &str, below: u64, drained: bool) {
         if let Ok(tx) = self.compact_tx.lock() {
             if let Some(tx) = tx.as_ref() {
-                let _ = tx.send(Compaction { cf: cf::inbox(queue), below, drained });
+                let _ = tx.send(Compaction { cf: name.to_string(), below, drained });
             }
         }
     }
@@ -386,6 +408,20 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Raises the persisted incarnation counter and returns the new value.
+    fn next_incarnation(&self) -> Result<u64, StoreError> {
+        let meta = self.cf(cf::META)?;
+        let last = self.db.get_cf(&meta, keys::META_INCARNATION)?.and_then(|v| keys::decode_seq(&v)).unwrap_or(0);
+        let next = last + 1;
+        self.db.put_cf(&meta, keys::META_INCARNATION, keys::seq_key(next))?;
+        Ok(next)
+    }
+
+    /// This opening of the store: larger than every earlier one.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
     }
 
     fn cf(&self, name: &str) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>, StoreError> {
@@ -418,12 +454,12 @@ impl Store {
         }
     }
 
-    fn load_queue(&self, queue: &str) -> Result<Arc<QueueMeta>, StoreError> {
-        let name = cf::inbox(queue);
-        self.cf_or_create(&name)?;
-        let head = self.first_key(&name)?.unwrap_or(0);
-        let tail = self.last_key(&name)?.map(|s| s + 1).unwrap_or(head);
-        let handle = self.cf(&name)?;
+    /// Loads (or creates) inbox or outbox `name` and counts its messages.
+    fn load_queue(&self, name: &str) -> Result<Arc<QueueMeta>, StoreError> {
+        self.cf_or_create(name)?;
+        let head = self.first_key(name)?.unwrap_or(0);
+        let tail = self.last_key(name)?.map(|s| s + 1).unwrap_or(head);
+        let handle = self.cf(name)?;
         let mut len = 0u64;
         // Counting a backlog once must not push the head of every queue out of the cache.
         let mut ro = ReadOptions::default();
@@ -439,52 +475,162 @@ impl Store {
             acked_since_compaction: AtomicU64::new(0),
             peak_len: AtomicU64::new(len),
         });
-        self.queues.write().map_err(|_| poisoned())?.insert(queue.to_string(), meta.clone());
+        self.queues.write().map_err(|_| poisoned())?.insert(name.to_string(), meta.clone());
         Ok(meta)
     }
 
-    fn queue(&self, queue: &str) -> Result<Arc<QueueMeta>, StoreError> {
-        if let Some(m) = self.queues.read().map_err(|_| poisoned())?.get(queue) {
+    /// The bookkeeping of inbox or outbox `name`, loading it on first use.
+    fn meta(&self, name: &str) -> Result<Arc<QueueMeta>, StoreError> {
+        if let Some(m) = self.queues.read().map_err(|_| poisoned())?.get(name) {
             return Ok(m.clone());
         }
-        self.load_queue(queue)
+        self.load_queue(name)
     }
 
     /// Makes sure `queue` has an inbox.
     pub fn ensure_queue(&self, queue: &str) -> Result<(), StoreError> {
-        self.queue(queue).map(|_| ())
+        self.meta(&cf::inbox(queue)).map(|_| ())
     }
 
-    /// The names of every queue in the store.
+    /// The names of every queue that has an inbox in the store.
     pub fn queue_names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.queues.read().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        let mut v: Vec<String> = self
+            .queues
+            .read()
+            .map(|m| m.keys().filter_map(|n| n.strip_prefix(cf::INBOX_PREFIX)).map(str::to_string).collect())
+            .unwrap_or_default();
         v.sort();
         v
     }
 
-    /// Messages waiting in `queue` (0 for an unknown queue).
+    fn len_of(&self, name: &str) -> u64 {
+        self.queues.read().ok().and_then(|m| m.get(name).map(|q| q.len.load(Ordering::Acquire))).unwrap_or(0)
+    }
+
+    /// Messages waiting in `queue`'s inbox (0 for an unknown queue).
     pub fn queue_len(&self, queue: &str) -> u64 {
-        self.queues.read().ok().and_then(|m| m.get(queue).map(|q| q.len.load(Ordering::Acquire))).unwrap_or(0)
+        self.len_of(&cf::inbox(queue))
+    }
+
+    /// Messages for `queue` (owned by another node) not yet confirmed by the broker.
+    pub fn outbox_len(&self, queue: &str) -> u64 {
+        self.len_of(&cf::outbox(queue))
+    }
+
+    /// Messages waiting for `queue` on this node: its inbox, or its outbox when another node owns
+    /// it. What backpressure looks at.
+    pub fn waiting(&self, queue: &str) -> u64 {
+        self.queue_len(queue) + self.outbox_len(queue)
+    }
+
+    /// Declares the queues other nodes own (queue -> owning node): from now on a put to one of them
+    /// goes to its outbox. Creates the outboxes.
+    pub fn set_remote_queues(&self, remote: HashMap<String, String>) -> Result<(), StoreError> {
+        for q in remote.keys() {
+            self.meta(&cf::outbox(q))?;
+        }
+        *self.remote.write().map_err(|_| poisoned())? = remote;
+        Ok(())
+    }
+
+    /// The node owning `queue`, when it is another node.
+    pub fn remote_owner(&self, queue: &str) -> Option<String> {
+        self.remote.read().ok().and_then(|m| m.get(queue).cloned())
+    }
+
+    /// Every queue with an outbox holding messages, with its depth.
+    pub fn outboxes(&self) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = self
+            .queues
+            .read()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(n, meta)| {
+                        Some((n.strip_prefix(cf::OUTBOX_PREFIX)?, meta.len.load(Ordering::Acquire)))
+                    })
+                    .filter(|(_, len)| *len > 0)
+                    .map(|(q, len)| (q.to_string(), len))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
     }
 
     /// Up to `max` messages from the head of `queue`, oldest first. Reading does not remove them.
     pub fn read(&self, queue: &str, max: usize) -> Result<Vec<Queued>, StoreError> {
-        let meta = self.queue(queue)?;
+        self.read_cf(&cf::inbox(queue), max)
+    }
+
+    /// Up to `max` messages from the head of `queue`'s outbox, oldest first.
+    pub fn outbox_read(&self, queue: &str, max: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        let name = cf::outbox(queue);
+        self.read_cf(&name, max)?
+            .into_iter()
+            .map(|q| match keys::decode_outbox(&q.data) {
+                Some((incarnation, data)) => Ok(OutboxEntry { seq: q.seq, incarnation, data: data.to_vec() }),
+                None => Err(StoreError::Corrupt { cf: name.clone(), reason: format!("entry {} too short", q.seq) }),
+            })
+            .collect()
+    }
+
+    /// The broker confirmed these messages of `queue`'s outbox: delete them. `seqs` are the
+    /// oldest messages of the outbox, in order (the head moves past them).
+    pub fn outbox_confirmed(&self, queue: &str, seqs: &[u64]) -> Result<(), StoreError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let name = cf::outbox(queue);
+        let handle = self.cf(&name)?;
+        let mut batch = WriteBatch::default();
+        for seq in seqs {
+            batch.delete_cf(&handle, keys::seq_key(*seq));
+        }
+        self.db.write(batch)?;
+        let next_head = seqs.iter().max().map_or(0, |s| s + 1);
+        self.note_acked(&name, next_head, seqs.len() as u64)?;
+        self.dirty.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// After acknowledgements of `n` messages of inbox or outbox `name` up to `next_head`: moves
+    /// the head, counts, and asks for a compaction when one is due.
+    fn note_acked(&self, name: &str, next_head: u64, n: u64) -> Result<(), StoreError> {
+        let meta = self.meta(name)?;
+        let head = meta.head.fetch_max(next_head, Ordering::AcqRel).max(next_head);
+        let before =
+            meta.len.fetch_update(Ordering::AcqRel, Ordering::Acquire, |l| Some(l.saturating_sub(n))).unwrap_or(0);
+        let since = meta.acked_since_compaction.fetch_add(n, Ordering::AcqRel) + n;
+        let drained = before <= n && meta.peak_len.load(Ordering::Acquire) >= BACKLOG;
+        if drained {
+            meta.peak_len.store(0, Ordering::Release);
+        }
+        if since >= COMPACT_EVERY || drained {
+            meta.acked_since_compaction.store(0, Ordering::Release);
+            self.compact_consumed(name, head, drained);
+        }
+        Ok(())
+    }
+
+    /// Up to `max` entries of inbox or outbox `name` from its head.
+    fn read_cf(&self, name: &str, max: usize) -> Result<Vec<Queued>, StoreError> {
+        let meta = self.meta(name)?;
         let head = meta.head.load(Ordering::Acquire);
         let tail = meta.tail.load(Ordering::Acquire);
         if head >= tail || max == 0 {
             return Ok(Vec::new());
         }
-        let name = cf::inbox(queue);
-        let handle = self.cf(&name)?;
+        let handle = self.cf(name)?;
         let mut ro = ReadOptions::default();
         ro.set_iterate_lower_bound(keys::seq_key(head).to_vec());
         ro.set_iterate_upper_bound(keys::seq_key(tail).to_vec());
         let mut out = Vec::with_capacity(max.min(1024));
         for item in self.db.iterator_cf_opt(&handle, ro, IteratorMode::Start) {
             let (k, v) = item?;
-            let seq = keys::decode_seq(&k)
-                .ok_or_else(|| StoreError::Corrupt { cf: name.clone(), reason: format!("key of {} bytes", k.len()) })?;
+            let seq = keys::decode_seq(&k).ok_or_else(|| StoreError::Corrupt {
+                cf: name.to_string(),
+                reason: format!("key of {} bytes", k.len()),
+            })?;
             out.push(Queued { seq, data: v.into_vec() });
             if out.len() >= max {
                 break;
@@ -523,12 +669,17 @@ impl Store {
                 batch.put_cf(&handle, bot.as_bytes(), v);
             }
         }
-        // Resolve queue metadata and handles before taking the commit lock.
-        let mut targets: HashMap<&str, (Arc<QueueMeta>, Arc<rocksdb::BoundColumnFamily<'_>>)> = HashMap::new();
-        for (q, _) in &step.puts {
-            if !targets.contains_key(q.as_str()) {
-                let meta = self.queue(q)?;
-                targets.insert(q.as_str(), (meta, self.cf(&cf::inbox(q))?));
+        // Resolve queue metadata and handles before taking the commit lock. A queue another node
+        // owns is written to its outbox, each message tagged with this incarnation.
+        let mut targets: HashMap<&str, Target<'_>> = HashMap::new();
+        {
+            let remote = self.remote.read().map_err(|_| poisoned())?;
+            for (q, _) in &step.puts {
+                if !targets.contains_key(q.as_str()) {
+                    let outbox = remote.contains_key(q.as_str());
+                    let name = if outbox { cf::outbox(q) } else { cf::inbox(q) };
+                    targets.insert(q.as_str(), Target { meta: self.meta(&name)?, handle: self.cf(&name)?, outbox });
+                }
             }
         }
         let dump_handle =
@@ -544,9 +695,13 @@ impl Store {
         let mut dump_seq = self.commit_lock.lock().map_err(|_| poisoned())?;
         let mut added: HashMap<&str, (u64, u64)> = HashMap::new();
         for (q, data) in &step.puts {
-            let (meta, handle) = &targets[q.as_str()];
-            let a = added.entry(q.as_str()).or_insert((meta.tail.load(Ordering::Acquire), 0));
-            batch.put_cf(handle, keys::seq_key(a.0 + a.1), data);
+            let t = &targets[q.as_str()];
+            let a = added.entry(q.as_str()).or_insert((t.meta.tail.load(Ordering::Acquire), 0));
+            if t.outbox {
+                batch.put_cf(&t.handle, keys::seq_key(a.0 + a.1), keys::encode_outbox(self.incarnation, data));
+            } else {
+                batch.put_cf(&t.handle, keys::seq_key(a.0 + a.1), data);
+            }
             a.1 += 1;
         }
         if let Some(handle) = &dump_handle {
@@ -559,26 +714,14 @@ impl Store {
         }
         self.db.write_opt(batch, &wo)?;
         for (q, (start, n)) in &added {
-            let meta = &targets[q].0;
+            let meta = &targets[q].meta;
             meta.tail.store(start + n, Ordering::Release);
             let len = meta.len.fetch_add(*n, Ordering::AcqRel) + n;
             meta.peak_len.fetch_max(len, Ordering::AcqRel);
         }
         drop(dump_seq);
         for (q, (next_head, n)) in acked {
-            let meta = self.queue(q)?;
-            let head = meta.head.fetch_max(next_head, Ordering::AcqRel).max(next_head);
-            let before =
-                meta.len.fetch_update(Ordering::AcqRel, Ordering::Acquire, |l| Some(l.saturating_sub(n))).unwrap_or(0);
-            let since = meta.acked_since_compaction.fetch_add(n, Ordering::AcqRel) + n;
-            let drained = before <= n && meta.peak_len.load(Ordering::Acquire) >= BACKLOG;
-            if drained {
-                meta.peak_len.store(0, Ordering::Release);
-            }
-            if since >= COMPACT_EVERY || drained {
-                meta.acked_since_compaction.store(0, Ordering::Release);
-                self.compact_consumed(q, head, drained);
-            }
+            self.note_acked(&cf::inbox(q), next_head, n)?;
         }
         self.dirty.store(true, Ordering::Release);
         Ok(())
@@ -586,21 +729,22 @@ impl Store {
 
     /// Deletes every message of `queue`; returns how many there were.
     pub fn clear_queue(&self, queue: &str) -> Result<u64, StoreError> {
+        let name = cf::inbox(queue);
         let meta = self
             .queues
             .read()
             .map_err(|_| poisoned())?
-            .get(queue)
+            .get(&name)
             .cloned()
             .ok_or_else(|| StoreError::UnknownQueue(queue.to_string()))?;
         let _guard = self.commit_lock.lock().map_err(|_| poisoned())?;
-        let handle = self.cf(&cf::inbox(queue))?;
+        let handle = self.cf(&name)?;
         let tail = meta.tail.load(Ordering::Acquire);
         self.db.delete_range_cf(&handle, keys::seq_key(0), keys::seq_key(tail))?;
         meta.head.store(tail, Ordering::Release);
         meta.acked_since_compaction.store(0, Ordering::Release);
         meta.peak_len.store(0, Ordering::Release);
-        self.compact_consumed(queue, tail, true);
+        self.compact_consumed(&name, tail, true);
         Ok(meta.len.swap(0, Ordering::AcqRel))
     }
 
@@ -717,6 +861,14 @@ impl Drop for Store {
         }
         let _ = self.db.flush_wal(true);
     }
+}
+
+/// Where a commit writes the messages of one queue.
+struct Target<'a> {
+    meta: Arc<QueueMeta>,
+    handle: Arc<rocksdb::BoundColumnFamily<'a>>,
+    /// The queue is owned by another node: its outbox, values tagged with the incarnation.
+    outbox: bool,
 }
 
 fn poisoned() -> StoreError {
@@ -843,6 +995,94 @@ mod tests {
         assert_eq!(s.clear_queue("q").expect("clear"), 2);
         assert!(s.read("q", 10).expect("read").is_empty());
         assert!(matches!(s.clear_queue("nope"), Err(StoreError::UnknownQueue(_))));
+    }
+
+    fn remote(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(q, n)| (q.to_string(), n.to_string())).collect()
+    }
+
+    #[test]
+    fn a_put_to_a_remote_queue_lands_in_its_outbox_in_the_same_write_as_the_ack() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let s = open(dir.path(), &["in", "far"]);
+            s.set_remote_queues(remote(&[("far", "node-b")])).expect("remote");
+            let mut step = Step::new();
+            step.put("in", b"report".to_vec());
+            s.commit(step).expect("commit");
+            let got = s.read("in", 1).expect("read");
+            let mut step = Step::new();
+            step.ack("in", got[0].seq);
+            step.put("far", b"event-1".to_vec());
+            step.put("far", b"event-2".to_vec());
+            s.commit(step).expect("commit");
+            assert_eq!(s.queue_len("in"), 0);
+            assert_eq!(s.queue_len("far"), 0, "nothing goes to the local inbox of a remote queue");
+            assert_eq!(s.outbox_len("far"), 2);
+            assert_eq!(s.waiting("far"), 2);
+            assert_eq!(s.outboxes(), vec![("far".to_string(), 2)]);
+            assert_eq!(s.remote_owner("far").as_deref(), Some("node-b"));
+            // A step that cannot be written leaves neither its ack nor its outbox entry behind.
+            let mut step = Step::new();
+            step.ack("no-such-queue", 0);
+            step.put("far", b"never".to_vec());
+            assert!(s.commit(step).is_err());
+            assert_eq!(s.outbox_len("far"), 2);
+        }
+        let s = open(dir.path(), &[]);
+        let entries = s.outbox_read("far", 10).expect("outbox");
+        let bodies: Vec<&[u8]> = entries.iter().map(|e| e.data.as_slice()).collect();
+        assert_eq!(bodies, [&b"event-1"[..], &b"event-2"[..]]);
+        assert!(s.read("in", 10).expect("read").is_empty(), "the ack survived with the outbox entries");
+    }
+
+    #[test]
+    fn outbox_entries_leave_only_when_confirmed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = open(dir.path(), &["far"]);
+        s.set_remote_queues(remote(&[("far", "node-b")])).expect("remote");
+        let mut step = Step::new();
+        for i in 0..3 {
+            step.put("far", format!("m{i}").into_bytes());
+        }
+        s.commit(step).expect("commit");
+        let entries = s.outbox_read("far", 10).expect("outbox");
+        // Reading sends nothing away: read again, the same entries.
+        assert_eq!(s.outbox_read("far", 10).expect("outbox"), entries);
+        s.outbox_confirmed("far", &[entries[0].seq]).expect("confirm");
+        let left = s.outbox_read("far", 10).expect("outbox");
+        assert_eq!(left.len(), 2);
+        assert_eq!(left[0].data, b"m1");
+        assert_eq!(s.outbox_len("far"), 2);
+        s.outbox_confirmed("far", &[left[0].seq, left[1].seq]).expect("confirm");
+        assert_eq!(s.outbox_len("far"), 0);
+        assert!(s.outboxes().is_empty());
+    }
+
+    #[test]
+    fn outbox_entries_keep_the_incarnation_that_wrote_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = {
+            let s = open(dir.path(), &["far"]);
+            s.set_remote_queues(remote(&[("far", "node-b")])).expect("remote");
+            let mut step = Step::new();
+            step.put("far", b"old".to_vec());
+            s.commit(step).expect("commit");
+            s.incarnation()
+        };
+        let s = open(dir.path(), &[]);
+        assert!(s.incarnation() > first);
+        s.set_remote_queues(remote(&[("far", "node-b")])).expect("remote");
+        let old = s.outbox_read("far", 10).expect("outbox");
+        s.outbox_confirmed("far", &[old[0].seq]).expect("confirm");
+        let mut step = Step::new();
+        step.put("far", b"new".to_vec());
+        s.commit(step).expect("commit");
+        let new = s.outbox_read("far", 10).expect("outbox");
+        assert_eq!(old[0].incarnation, first);
+        assert_eq!(new[0].incarnation, s.incarnation());
+        // (incarnation, seq) tells the two apart even when the sequence starts again.
+        assert_ne!((old[0].incarnation, old[0].seq), (new[0].incarnation, new[0].seq));
     }
 
     /// Bytes of `queue`'s inbox in table files.

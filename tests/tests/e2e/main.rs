@@ -6,6 +6,7 @@ mod config;
 mod control;
 mod crash;
 mod ctl;
+mod multinode;
 mod multinode_control;
 mod outputs_db;
 mod outputs_net;

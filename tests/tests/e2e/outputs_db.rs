@@ -323,7 +323,8 @@ fn mqtt_output_publishes_every_event_once_across_an_outage() {
 // ---------------------------------------------------------------------------------------------
 // RabbitMQ: amqptopic output -> exchange -> queue -> AMQP collector -> file output
 
-fn amqp_link() -> AmqpLink {
+/// A connection to the machine's RabbitMQ as guest (also used by the multi-node test).
+pub(crate) fn amqp_link() -> AmqpLink {
     let mut link = AmqpLink::new(AmqpSettings {
         host: "127.0.0.1".into(),
         port: 5672,
