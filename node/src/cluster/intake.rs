@@ -125,6 +125,9 @@ impl<T: Transport> Intake<T> {
             taken.fresh += 1;
         }
         self.store.commit(step)?;
+        if taken.duplicates > 0 {
+            tracing::info!(queue = %self.queue, duplicates = taken.duplicates, "dropped messages taken in before");
+        }
         if taken.fresh > 0 {
             (self.wake)(std::slice::from_ref(&self.queue));
         }

@@ -201,7 +201,7 @@ impl Retry {
         if self.since.is_none() {
             self.since = Some(Instant::now());
         }
-        if self.failures % 10 == 0 {
+        if self.failures.is_multiple_of(10) {
             tracing::warn!(queue = %self.queue, error = %e, attempt = self.failures + 1, "{} cannot reach the broker, retrying", self.what);
         }
         let pause = BACKOFF_MIN.saturating_mul(1 << self.failures.min(6)).min(BACKOFF_MAX);

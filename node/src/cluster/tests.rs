@@ -8,12 +8,15 @@ use std::time::Duration;
 use super::*;
 use crate::store::{Durability, Step};
 
+/// A message in the broker: its id and body.
+type Msg = (Option<String>, Vec<u8>);
+
 /// An in-memory broker shared by the mock transports of a test.
 #[derive(Default)]
 struct Broker {
-    queues: HashMap<String, VecDeque<(Option<String>, Vec<u8>)>>,
+    queues: HashMap<String, VecDeque<Msg>>,
     /// Delivered, not yet acknowledged: (token, queue, message).
-    unacked: Vec<(u64, String, (Option<String>, Vec<u8>))>,
+    unacked: Vec<(u64, String, Msg)>,
     next_token: u64,
     /// Confirm at most this many messages of the next publish, then fail (the rest is lost).
     confirm_only: Option<usize>,

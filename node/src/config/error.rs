@@ -113,12 +113,13 @@ pub enum ConfigError {
     )]
     DuplicateSourceQueue { file: PathBuf, first: String, bot: String, queue: String },
 
-    /// Bots on different nodes consume one queue: a queue belongs to one node.
+    /// Bots on different nodes consume one queue: a queue belongs to one node. `claims` names the
+    /// two nodes and their bots.
     #[error(
-        "queue `{queue}` in `{}` is claimed by two nodes: {first_node} (bot `{first}`) and {node} (bot `{bot}`); the bots consuming a queue must run on one node",
+        "queue `{queue}` in `{}` is claimed by two nodes: {claims}; the bots consuming a queue must run on one node",
         file.display()
     )]
-    QueueOnTwoNodes { file: PathBuf, queue: String, first: String, first_node: String, bot: String, node: String },
+    QueueOnTwoNodes { file: PathBuf, queue: String, claims: String },
 
     /// Messages cross nodes but `node.conf` names no broker to carry them.
     #[error(

@@ -607,10 +607,7 @@ pub(crate) fn validate(raw: &RawBotnet, node: &NodeConfig) -> Result<(Vec<BotCon
                 return Err(ConfigError::QueueOnTwoNodes {
                     file: wiring_file.clone(),
                     queue: q.clone(),
-                    first: first.id.clone(),
-                    first_node: on(first),
-                    bot: bot.id.clone(),
-                    node: on(bot),
+                    claims: format!("{} (bot `{}`) and {} (bot `{}`)", on(first), first.id, on(bot), bot.id),
                 });
             }
             Some(_) => {}
@@ -1462,8 +1459,8 @@ p:
             ("node.conf", THREE_NODES),
         ]);
         assert!(
-            matches!(&e, ConfigError::QueueOnTwoNodes { queue, first_node, node, .. }
-                if queue == "shared-queue" && first_node == "node `node-b`" && node == "node `node-c`"),
+            matches!(&e, ConfigError::QueueOnTwoNodes { queue, claims, .. }
+                if queue == "shared-queue" && claims == "node `node-b` (bot `p1`) and node `node-c` (bot `p2`)"),
             "{e}"
         );
         assert!(e.to_string().starts_with("queue `shared-queue` in `"), "{e}");
@@ -1473,7 +1470,10 @@ p:
             ("pipeline.conf", r#"{"p1": {"source-queue": "q"}, "p2": {"source-queue": "q"}}"#),
             ("node.conf", THREE_NODES),
         ]);
-        assert!(matches!(&e, ConfigError::QueueOnTwoNodes { node, .. } if node == "every node (no `node:`)"), "{e}");
+        assert!(
+            matches!(&e, ConfigError::QueueOnTwoNodes { claims, .. } if claims.ends_with("every node (no `node:`) (bot `p2`)")),
+            "{e}"
+        );
     }
 
     #[test]

@@ -314,11 +314,11 @@ fn node_list_and_a_node_that_is_killed_and_restarted() {
     let mut c = Cluster::start(&NODES, |_, to| format!("token-{to}\n"));
     c.wait_all_running(0);
 
-    for via in 0..3 {
+    for (via, id) in NODES.iter().enumerate() {
         let nodes = c.json(via, 0, &["node", "list"]);
         let ids: Vec<&str> = nodes.as_array().expect("a list").iter().filter_map(|n| n["node_id"].as_str()).collect();
-        let mut want: Vec<&str> = vec![NODES[via]];
-        want.extend(NODES.iter().copied().filter(|n| *n != NODES[via]));
+        let mut want: Vec<&str> = vec![id];
+        want.extend(NODES.iter().copied().filter(|n| n != id));
         assert_eq!(ids, want, "the answering node first: {nodes}");
         for (n, m) in nodes.as_array().expect("a list").iter().zip(&want) {
             let member = c.members.iter().find(|x| x.id == *m).expect("member");
@@ -332,7 +332,7 @@ fn node_list_and_a_node_that_is_killed_and_restarted() {
         let text = c.text(via, 0, &["node", "list"]);
         let rows: Vec<&str> = text.lines().collect();
         assert!(rows[0].starts_with("NODE ") && rows[0].contains("LAST ANSWER"), "{text}");
-        assert!(rows[1].starts_with(NODES[via]) && rows[1].contains(" local "), "{text}");
+        assert!(rows[1].starts_with(id) && rows[1].contains(" local "), "{text}");
         assert!(rows[2].contains(" reachable ") && rows[2].contains(" 2/2 ") && rows[2].contains(" now"), "{text}");
     }
 
