@@ -283,6 +283,14 @@ impl ControlService {
             }
         }
         merge::sort_by_config(&botnet, &mut bots, |b| &b.bot_id);
+        // What this node holds in its outboxes for bots on other nodes.
+        let store = &self.node.store;
+        for b in bots.iter_mut() {
+            let queue = botnet.bots.iter().find(|c| c.id == b.bot_id).and_then(|c| c.source_queue.as_deref());
+            if let Some(q) = queue.filter(|q| store.remote_owner(q).is_some()) {
+                b.outbox_size += store.outbox_len(q);
+            }
+        }
         Ok((t, bots, notes))
     }
 

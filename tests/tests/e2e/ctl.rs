@@ -608,6 +608,8 @@ fn tcp_with_a_bearer_token_is_exit_code_four_without_it() {
     std::fs::write(&good, "s3cret-token\n").expect("write");
     std::fs::write(&wrong, "guess").expect("write");
     let ctl = d.ctl();
+    // The control socket answers before every bot has finished starting.
+    wait_state(&ctl, "file-output", "running");
 
     let o = ctl.run_raw(&["--endpoint", &endpoint, "queue", "list", "--count"]);
     assert_eq!(o.code, 4, "{o:#?}");
