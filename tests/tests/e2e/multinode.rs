@@ -225,12 +225,28 @@ fn three_nodes_carry_every_event_once_through_a_kill_a_broker_outage_and_a_sever
     let steady = out.count() as f64 / first.elapsed().as_secs_f64();
 
     // kill -9 node B in the middle of the flow, then start it again.
+    for n in [&a, &c] {
+        n.ctl().run(&["node", "list"]).expect_code(0);
+    }
     b.kill();
     let at_kill = out.count();
     drop_file(&input, 3);
     drop_file(&input, 4);
     // What B had sent before it died reaches C's output; then the output stands still.
     wait_for("node C to drain what B sent before dying", long, || waiting(&c) == Some(0));
+    // The surviving nodes keep answering for the whole botnet and show B as unreachable.
+    for survivor in [&a, &c] {
+        let nodes = survivor.ctl().run(&["node", "list", "--json"]);
+        assert_eq!(nodes.code, 1, "a node is unreachable: {nodes:?}");
+        let nodes = nodes.json();
+        let b_entry = nodes.as_array().into_iter().flatten().find(|n| n["node_id"] == "node-b").cloned();
+        let b_entry = b_entry.unwrap_or_else(|| panic!("node-b in {nodes}"));
+        assert_eq!(b_entry["reachable"], serde_json::json!(false), "{nodes}");
+        assert!(b_entry["last_answer_ms"].as_u64().is_some(), "B answered before it died: {nodes}");
+        let status = survivor.ctl().run(&["status"]);
+        assert!(status.stdout.contains("Bot parser is in an unknown state: node node-b unreachable"), "{status:?}");
+        survivor.ctl().run(&["status", "output"]).expect_code(0);
+    }
     let before_restart = out.count();
     let restarted = Instant::now();
     b.restart();
