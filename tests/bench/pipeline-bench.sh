@@ -60,6 +60,11 @@ if [ "$N" != "$EXPECTED" ]; then
 fi
 
 if [ "$COMPARE" = "--compare" ]; then
+  # IntelMQ drops root privileges to the user `intelmq`; the baseline script creates it with a PATH
+  # that lacks /usr/sbin, so create it here.
+  if [ "$(id -u)" = 0 ] && ! id intelmq >/dev/null 2>&1; then
+    /usr/sbin/useradd --system --no-create-home intelmq
+  fi
   BASE_OUT=$(KEEP_OUTPUT="$ROOT/intelmq-events.txt" bash "$SHARED/bench/intelmq_baseline.sh" "$ROWS" | tail -n 1)
   echo "$BASE_OUT"
   THEIRS=$(echo "$BASE_OUT" | sed -E 's/.*= ([0-9.]+) events\/s.*/\1/')
