@@ -9,9 +9,9 @@
 //! length + UTF-8), 7 an array or object as JSON text (varint length + UTF-8). Persisted: a new
 //! layout takes a new format byte.
 
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 
-use super::MessageKind;
+use super::{Fields, MessageKind};
 
 /// The format byte of the binary internal form. Never reuse it for another layout.
 pub const INTERNAL_FORMAT: u8 = 0x02;
@@ -33,7 +33,7 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
 }
 
 /// Encodes a message's kind and fields.
-pub fn encode(kind: MessageKind, fields: &Map<String, Value>) -> Vec<u8> {
+pub fn encode(kind: MessageKind, fields: &Fields) -> Vec<u8> {
     let size: usize = fields.iter().map(|(k, v)| k.len() + v.as_str().map_or(16, str::len) + 4).sum();
     let mut out = Vec::with_capacity(size + 8);
     out.push(INTERNAL_FORMAT);
@@ -117,7 +117,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Decodes what [`encode`] wrote (`data` starts with the format byte).
-pub fn decode(data: &[u8]) -> Result<(MessageKind, Map<String, Value>), String> {
+pub fn decode(data: &[u8]) -> Result<(MessageKind, Fields), String> {
     let mut r = Reader { data, pos: 0 };
     if r.byte()? != INTERNAL_FORMAT {
         return Err("not the binary internal format".to_string());
@@ -128,7 +128,7 @@ pub fn decode(data: &[u8]) -> Result<(MessageKind, Map<String, Value>), String> 
         k => return Err(format!("unknown kind {k}")),
     };
     let n = r.varint()? as usize;
-    let mut fields = Map::with_capacity(n.min(1024));
+    let mut fields = Fields::with_capacity_and_hasher(n.min(1024), Default::default());
     for _ in 0..n {
         let key = r.string()?;
         let value = match r.byte()? {
@@ -160,12 +160,13 @@ mod tests {
 
     #[test]
     fn roundtrip_keeps_order_and_types() {
-        let Value::Object(fields) = json!({
+        let Value::Object(map) = json!({
             "source.ip": "192.0.2.1", "source.port": 80, "big": u64::MAX, "neg": -3, "f": 0.5,
             "t": true, "n": null, "extra": {"a": [1, "ü"]}, "raw": "aGVsbG8=", "empty": ""
         }) else {
             unreachable!()
         };
+        let fields: Fields = map.into_iter().collect();
         let data = encode(MessageKind::Event, &fields);
         let (kind, back) = decode(&data).unwrap();
         assert_eq!(kind, MessageKind::Event);
@@ -175,7 +176,8 @@ mod tests {
 
     #[test]
     fn truncated_or_trailing_data_is_refused() {
-        let Value::Object(fields) = json!({"a": "b"}) else { unreachable!() };
+        let Value::Object(map) = json!({"a": "b"}) else { unreachable!() };
+        let fields: Fields = map.into_iter().collect();
         let data = encode(MessageKind::Report, &fields);
         for cut in 1..data.len() {
             assert!(decode(&data[..cut]).is_err(), "cut at {cut}");

@@ -113,12 +113,17 @@ pub struct ExportOptions {
     pub jsondict_as_string: bool,
 }
 
+/// The fields of a message: dotted keys in insertion order. An `IndexMap` with the Fx hash, not
+/// `serde_json::Map` (SipHash): every bot builds and reads these maps for every message, and the
+/// keys come from the harmonization, not from an attacker.
+pub type Fields = indexmap::IndexMap<String, Value, rustc_hash::FxBuildHasher>;
+
 /// A Report or an Event: flat dotted keys in insertion order, validated against a harmonization.
 #[derive(Clone, Debug)]
 pub struct Message {
     kind: MessageKind,
     harmonization: Arc<Harmonization>,
-    fields: Map<String, Value>,
+    fields: Fields,
 }
 
 impl PartialEq for Message {
@@ -130,7 +135,8 @@ impl PartialEq for Message {
 impl Message {
     /// An empty message of `kind` (IntelMQ `Report(auto=True)` / `Event()`): nothing is added.
     pub fn new(kind: MessageKind, harmonization: Arc<Harmonization>) -> Self {
-        Message { kind, harmonization, fields: Map::new() }
+        // Room for a typical event, so that building one does not grow the map several times.
+        Message { kind, harmonization, fields: Fields::with_capacity_and_hasher(16, Default::default()) }
     }
 
     /// A new Report with `time.observation` = now (UTC, whole seconds), as `Report()` does.
@@ -362,12 +368,17 @@ impl Message {
     }
 
     /// The raw field map (insertion order).
-    pub fn fields(&self) -> &Map<String, Value> {
+    pub fn fields(&self) -> &Fields {
         &self.fields
     }
 
     pub fn len(&self) -> usize {
         self.fields.len()
+    }
+
+    /// Makes room for `additional` more fields.
+    pub fn reserve(&mut self, additional: usize) {
+        self.fields.reserve(additional);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -433,8 +444,7 @@ impl Message {
                         default_kind.ok_or_else(|| FieldError::Decode { reason: "__type is missing".to_string() })?
                     }
                 };
-                let mut fields = map;
-                fields.shift_remove("__type");
+                let fields = map.into_iter().filter(|(k, _)| k != "__type").collect();
                 Ok(Message { kind, harmonization, fields })
             }
             _ => Message::from_wire(harmonization, data, default_kind),
@@ -517,8 +527,19 @@ impl Message {
     /// IntelMQ `to_json(hierarchical, with_type)`: `json.dumps(to_dict(..), ensure_ascii=False,
     /// sort_keys=True)`; what the file output writes per line.
     pub fn to_export_json(&self, opts: ExportOptions) -> String {
-        let dict = self.to_dict(ExportOptions { jsondict_as_string: false, ..opts });
-        wire::dumps_sorted_unicode(&dict)
+        if opts.hierarchical {
+            let dict = self.to_dict(ExportOptions { jsondict_as_string: false, ..opts });
+            return wire::dumps_sorted_unicode(&dict);
+        }
+        // Flat: the same text as the dict's, written from the fields without copying them.
+        let kind = Value::String(self.kind.as_str().to_string());
+        let mut entries: Vec<(&str, &Value)> = Vec::with_capacity(self.fields.len() + 1);
+        if opts.with_type {
+            entries.push(("__type", &kind));
+        }
+        entries.extend(self.fields.iter().map(|(k, v)| (k.as_str(), v)));
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        wire::dumps_entries_unicode(&entries)
     }
 }
 
@@ -599,7 +620,7 @@ fn insert_path(root: &mut Map<String, Value>, path: &str, value: Value) {
 }
 
 /// IntelMQ's `serialize()` of a kind and its fields (see [`Message::to_wire`]).
-fn wire_text(kind: MessageKind, fields: &Map<String, Value>) -> String {
+fn wire_text(kind: MessageKind, fields: &Fields) -> String {
     let mut out = String::with_capacity(64 + fields.len() * 32);
     out.push('{');
     for (key, value) in fields {

@@ -165,7 +165,7 @@ pub fn is_valid(ty: TypeName, v: &Value) -> bool {
         TypeName::String => generic_is_valid(v),
         TypeName::LowercaseString => as_valid_str(v).is_some_and(|s| s.to_lowercase() == s),
         TypeName::UppercaseString => as_valid_str(v).is_some_and(|s| s.to_uppercase() == s),
-        TypeName::Base64 => as_valid_str(v).is_some_and(|s| base64_decode(s).is_some()),
+        TypeName::Base64 => as_valid_str(v).is_some_and(|s| is_canonical_base64(s) || base64_decode(s).is_some()),
         TypeName::Boolean => v.is_boolean(),
         TypeName::Integer => is_int(v),
         TypeName::ASN => is_int(v) && v.as_u64().is_some_and(asn_in_range),
@@ -285,6 +285,14 @@ fn base64_sanitize(v: &Value) -> Option<Value> {
 /// skipped, decoding stops at a complete padding sequence, and a dangling partial quantum is an
 /// error (`None`).
 pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    // Canonical text (what every encoder writes) decodes the same way in both; the crate's decoder
+    // is several times faster. It refuses non-zero trailing bits, which Python ignores.
+    if is_canonical_base64(s) {
+        if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(s) {
+            return Some(bytes);
+        }
+    }
     fn sextet(c: u8) -> Option<u32> {
         match c {
             b'A'..=b'Z' => Some(u32::from(c - b'A')),
@@ -338,6 +346,17 @@ pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
     } else {
         None
     }
+}
+
+/// Standard base64 as encoders write it: the alphabet only, `=` padding only at the end, a length
+/// that is a multiple of 4. Python decodes such text without skipping or failing.
+fn is_canonical_base64(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() % 4 != 0 {
+        return false;
+    }
+    let body = b.strip_suffix(b"==").or_else(|| b.strip_suffix(b"=")).unwrap_or(b);
+    body.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1144,6 +1163,26 @@ mod tests {
         assert_eq!(base64_decode("SGVs bG8="), Some(b"Hello".to_vec()));
         assert_eq!(base64_decode("SGVsbG8"), None);
         assert_eq!(base64_decode("!!"), Some(Vec::new()));
+    }
+
+    #[test]
+    fn canonical_base64_takes_the_fast_path_with_python_results() {
+        // Non-zero trailing bits: the crate refuses, Python ignores them.
+        assert_eq!(base64_decode("SGVsbG9="), Some(b"Hello".to_vec()));
+        assert!(ok(TypeName::Base64, json!("SGVsbG9=")));
+        assert!(is_canonical_base64("SGVsbA=="));
+        assert!(!is_canonical_base64("SGVsbA=A"));
+        assert!(!is_canonical_base64("SG==bA=="));
+        assert!(!is_canonical_base64("SGVs\nbG8="));
+        // Every length and padding: the fast path gives what the lenient decoder gives.
+        use base64::Engine as _;
+        for n in 0..64usize {
+            let bytes: Vec<u8> = (0..n).map(|i| (i * 37 + n) as u8).collect();
+            let text = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            assert!(is_canonical_base64(&text));
+            assert_eq!(base64_decode(&text), Some(bytes.clone()), "length {n}");
+            assert_eq!(base64_decode(&format!("{text}\n")), Some(bytes), "length {n} with a newline");
+        }
     }
 
     #[test]

@@ -18,6 +18,23 @@ pub fn dumps_sorted_unicode(v: &Value) -> String {
     out
 }
 
+/// An object of `entries` in the given order, as [`dumps_sorted_unicode`] writes one (the caller
+/// sorts them).
+pub fn dumps_entries_unicode(entries: &[(&str, &Value)]) -> String {
+    let mut out = String::with_capacity(entries.len() * 48 + 2);
+    out.push('{');
+    for (i, (k, v)) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        write_json_str(&mut out, k, false);
+        out.push_str(": ");
+        write_json(&mut out, v, false, true);
+    }
+    out.push('}');
+    out
+}
+
 /// Python's `json.dumps(v, sort_keys=True)` (ASCII-only, sorted keys): what the JSON types'
 /// sanitize produces from a non-string value.
 pub fn dumps_sorted(v: &Value) -> String {
