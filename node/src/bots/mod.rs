@@ -303,11 +303,21 @@ pub struct ParserOutput<'r> {
     /// Where full chunks go, and the chunk size.
     sink: Option<(&'r mut dyn EventSink, usize)>,
     sink_error: Option<BotError>,
+    /// The report's event template, built on the first `new_event`: the same for every event.
+    template: std::cell::OnceCell<Message>,
 }
 
 impl<'r> ParserOutput<'r> {
     pub fn new(report: &'r Message, copy_fields: &'r [String]) -> Self {
-        ParserOutput { report, copy_fields, events: Vec::new(), failed: Vec::new(), sink: None, sink_error: None }
+        ParserOutput {
+            report,
+            copy_fields,
+            events: Vec::new(),
+            failed: Vec::new(),
+            sink: None,
+            sink_error: None,
+            template: std::cell::OnceCell::new(),
+        }
     }
 
     /// Like [`ParserOutput::new`], handing every `chunk` events to `sink` as they come.
@@ -318,8 +328,12 @@ impl<'r> ParserOutput<'r> {
     }
 
     /// A new event with the report's feed fields and `time.observation` (IntelMQ `new_event(report)`).
+    /// The fields come from the report alone, so they are worked out (looked up, validated) once
+    /// per report and copied for each event.
     pub fn new_event(&self) -> Message {
-        Message::event_from_report(self.report, self.copy_fields)
+        let mut event = self.template.get_or_init(|| Message::event_from_report(self.report, self.copy_fields)).clone();
+        event.reserve(12);
+        event
     }
 
     pub fn report(&self) -> &'r Message {
