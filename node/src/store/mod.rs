@@ -249,9 +249,10 @@ pub struct Store {
 /// one memtable never reaches disk (the flush drops the put), so memtables are large, and the
 /// first two levels are not compressed (mostly tombstones and soon deleted); what stays longer
 /// (a backlog, dedup caches) is compressed with LZ4 further down. Bloom filters make the misses of
-/// state lookups (dedup caches) cheap. Blocks, indexes and filters live in the shared cache, so
-/// their memory does not grow with the data.
-fn cf_options(cache: &Cache) -> Options {
+/// state lookups (dedup caches) cheap, on disk and, for state column families (point lookups of
+/// random keys), in the memtable too: a miss there would otherwise walk the skiplist. Blocks,
+/// indexes and filters live in the shared cache, so their memory does not grow with the data.
+fn cf_options(cache: &Cache, name: &str) -> Options {
     use rocksdb::DBCompressionType::{Lz4, None};
     let mut o = Options::default();
     o.set_write_buffer_size(WRITE_BUFFER_PER_CF);
@@ -262,6 +263,10 @@ fn cf_options(cache: &Cache) -> Options {
     table.set_cache_index_and_filter_blocks(true);
     table.set_pin_l0_filter_and_index_blocks_in_cache(true);
     o.set_block_based_table_factory(&table);
+    if name.starts_with(cf::STATE_PREFIX) {
+        o.set_memtable_whole_key_filtering(true);
+        o.set_memtable_prefix_bloom_ratio(0.05);
+    }
     o
 }
 
@@ -293,7 +298,7 @@ impl Store {
                 names.push(name);
             }
         }
-        let descriptors = names.iter().map(|n| ColumnFamilyDescriptor::new(n, cf_options(&cache)));
+        let descriptors = names.iter().map(|n| ColumnFamilyDescriptor::new(n, cf_options(&cache, n)));
         let db = Db::open_cf_descriptors(&opts, path, descriptors)
             .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
         let db = Arc::new(db);
@@ -431,7 +436,7 @@ impl Store {
     /// Returns the handle of a column family, creating it if it does not exist yet.
     fn cf_or_create(&self, name: &str) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>, StoreError> {
         if self.db.cf_handle(name).is_none() {
-            self.db.create_cf(name, &cf_options(&self.cache))?;
+            self.db.create_cf(name, &cf_options(&self.cache, name))?;
         }
         self.cf(name)
     }
