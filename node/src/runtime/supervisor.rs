@@ -20,6 +20,8 @@ use crate::store::{Counters, Store};
 
 /// How often the supervisor looks at its bots.
 const TICK: Duration = Duration::from_millis(25);
+/// The tick with `--until-idle`: the node exits this soon after the last commit.
+const IDLE_TICK: Duration = Duration::from_millis(5);
 /// Restarts of a panicking bot before it stays failed.
 const MAX_RESTARTS: u32 = 5;
 
@@ -312,7 +314,8 @@ impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(TICK, |sup, ctx| {
+        let tick = if self.mode == Mode::UntilIdle { IDLE_TICK } else { TICK };
+        ctx.run_interval(tick, |sup, ctx| {
             if sup.shutting_down {
                 return;
             }
