@@ -10,7 +10,10 @@
 //!
 //! Differences from IntelMQ: messages are acknowledged in `committed()`, after their reports are
 //! safe (IntelMQ subscribes with `ack:auto`), so a crash or a lost connection before the commit
-//! makes the broker deliver them again (at-least-once). The connection lives in the bot between
+//! makes the broker deliver them again. An acknowledgement lost after the commit makes the broker
+//! deliver a message that was already collected: the bot remembers what it collected (a hash of
+//! each body, in its state, committed with the reports, for an hour) and drops a message the
+//! broker marks `redelivered:true` when its body was collected. The connection lives in the bot between
 //! runs: a thread owns it, takes the frames, sends heart-beats and acknowledgements and hands the
 //! messages over; each run takes what has arrived, so the documented `rate_limit` default is 1 s
 //! (IntelMQ's STOMP collector sleeps 1 s between empty runs).
@@ -200,6 +203,21 @@ impl StompCollectorBot {
     }
 }
 
+/// How long the collector remembers a collected message, to recognise its redelivery after an
+/// acknowledgement lost with the connection.
+const REDELIVERY_MEMORY: Duration = Duration::from_secs(3600);
+
+/// The state key of a collected message body: `delivered:` and its SHA-256 in hex.
+fn delivered_key(body: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(body);
+    let mut key = b"delivered:".to_vec();
+    for b in digest {
+        key.extend_from_slice(format!("{b:02x}").as_bytes());
+    }
+    key
+}
+
 impl CollectorBot for StompCollectorBot {
     fn collect(&mut self, ctx: &mut Context<'_>, out: &mut CollectorOutput) -> Result<(), BotError> {
         self.to_ack.clear();
@@ -236,6 +254,15 @@ impl CollectorBot for StompCollectorBot {
                     if body.is_empty() {
                         continue;
                     }
+                    // A redelivery of a message whose reports were committed (its ACK was lost with
+                    // the connection) is acknowledged again, not collected again. Brokers give a
+                    // redelivered message a new message-id, so the body identifies it.
+                    let key = delivered_key(&body);
+                    if f.header("redelivered") == Some("true") && ctx.state.get(&key).is_some() {
+                        ctx.log.log(Level::Debug, "Skipping a redelivered message that was already collected.");
+                        continue;
+                    }
+                    ctx.state.put(&key, b"", Some(REDELIVERY_MEMORY));
                     let mut report = mixin::raw_report(ctx, &body)?;
                     report.add("feed.url", feed_url.as_str())?;
                     out.send(report);
@@ -303,14 +330,17 @@ mod tests {
     struct TestBroker {
         port: u16,
         current: Arc<Mutex<Option<TcpStream>>>,
-        pending: Arc<Mutex<Vec<(String, String)>>>,
+        /// (id, body, delivered once already)
+        pending: Arc<Mutex<Vec<(String, String, bool)>>>,
         frames: Arc<Mutex<Vec<Frame>>>,
         next: Mutex<u32>,
     }
 
-    fn message(id: &str, body: &str) -> Vec<u8> {
-        let mut m =
-            Frame::new("MESSAGE", &[("subscription", "1"), ("message-id", id), ("ack", id), ("destination", "/x")]);
+    fn message(id: &str, body: &str, redelivered: bool) -> Vec<u8> {
+        let flag = if redelivered { "true" } else { "false" };
+        let headers =
+            [("subscription", "1"), ("message-id", id), ("redelivered", flag), ("ack", id), ("destination", "/x")];
+        let mut m = Frame::new("MESSAGE", &headers);
         m.body = body.as_bytes().to_vec();
         m.encode()
     }
@@ -320,7 +350,7 @@ mod tests {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let port = listener.local_addr().unwrap().port();
             let current: Arc<Mutex<Option<TcpStream>>> = Arc::default();
-            let pending: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+            let pending: Arc<Mutex<Vec<(String, String, bool)>>> = Arc::default();
             let frames: Arc<Mutex<Vec<Frame>>> = Arc::default();
             let (c, p, f) = (current.clone(), pending.clone(), frames.clone());
             std::thread::spawn(move || {
@@ -342,14 +372,17 @@ mod tests {
                                     let _ = w.write_all(&answer.encode());
                                 }
                                 "SUBSCRIBE" => {
-                                    for (id, body) in p.lock().unwrap().iter() {
-                                        let _ = w.write_all(&message(id, body));
+                                    // What was delivered before and not acknowledged comes
+                                    // again, marked as RabbitMQ marks it.
+                                    for (id, body, delivered) in p.lock().unwrap().iter_mut() {
+                                        let _ = w.write_all(&message(id, body, *delivered));
+                                        *delivered = true;
                                     }
                                     *c.lock().unwrap() = Some(w.try_clone().unwrap());
                                 }
                                 "ACK" => {
                                     let id = frame.header("id").unwrap_or("").to_string();
-                                    p.lock().unwrap().retain(|(i, _)| *i != id);
+                                    p.lock().unwrap().retain(|(i, _, _)| *i != id);
                                 }
                                 _ => {}
                             }
@@ -365,9 +398,10 @@ mod tests {
             let mut n = self.next.lock().unwrap();
             *n += 1;
             let id = format!("m{n}");
-            self.pending.lock().unwrap().push((id.clone(), body.to_string()));
-            if let Some(w) = self.current.lock().unwrap().as_mut() {
-                let _ = w.write_all(&message(&id, body));
+            let mut current = self.current.lock().unwrap();
+            self.pending.lock().unwrap().push((id.clone(), body.to_string(), current.is_some()));
+            if let Some(w) = current.as_mut() {
+                let _ = w.write_all(&message(&id, body, false));
             }
         }
 
@@ -461,6 +495,46 @@ mod tests {
             }
         }
         assert_eq!(take(&mut b, &mut state, 1), vec!["second"]);
+    }
+
+    #[test]
+    fn a_redelivery_of_a_collected_message_whose_ack_was_lost_is_acked_not_collected_again() {
+        let broker = TestBroker::start();
+        let mut b = bot(broker.port);
+        let mut state = MemoryState::default();
+        collect(&mut b, &mut state).0.unwrap();
+        broker.publish("same body");
+        let start = Instant::now();
+        let reports = loop {
+            let (_, reports, _) = collect(&mut b, &mut state);
+            if !reports.is_empty() || start.elapsed() > Duration::from_secs(10) {
+                break reports;
+            }
+        };
+        assert_eq!(reports.iter().map(raw).collect::<Vec<_>>(), vec!["same body"]);
+        // The reports are committed, but the connection goes before the ACK reaches the broker.
+        broker.cut();
+        committed(&mut b, &mut state).unwrap();
+        assert_eq!(broker.pending.lock().unwrap().len(), 1, "the broker has no ACK");
+        broker.publish("another body");
+        // Run as the node does (collect, and after each successful run `committed`) until the
+        // broker holds nothing unacknowledged: the redelivered message is acked, not collected.
+        let mut got = Vec::new();
+        let start = Instant::now();
+        while (got.is_empty() || !broker.pending.lock().unwrap().is_empty())
+            && start.elapsed() < Duration::from_secs(10)
+        {
+            let (r, reports, _) = collect(&mut b, &mut state);
+            if r.is_ok() {
+                got.extend(reports.iter().map(raw));
+                committed(&mut b, &mut state).unwrap();
+            }
+        }
+        assert_eq!(got, vec!["another body"]);
+        assert!(broker.pending.lock().unwrap().is_empty(), "both acknowledged");
+        let frames = broker.frames.lock().unwrap().clone();
+        let redelivered_acks = frames.iter().filter(|f| f.command == "ACK" && f.header("id") == Some("m1")).count();
+        assert_eq!(redelivered_acks, 1, "the redelivered message was acknowledged");
     }
 
     #[test]
