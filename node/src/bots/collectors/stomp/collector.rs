@@ -207,15 +207,10 @@ impl StompCollectorBot {
 /// acknowledgement lost with the connection.
 const REDELIVERY_MEMORY: Duration = Duration::from_secs(3600);
 
-/// The state key of a collected message body: `delivered:` and its SHA-256 in hex.
+/// The state key of a collected message body: `delivered:` and its SHA-256 (state keys are bytes).
 fn delivered_key(body: &[u8]) -> Vec<u8> {
     use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(body);
-    let mut key = b"delivered:".to_vec();
-    for b in digest {
-        key.extend_from_slice(format!("{b:02x}").as_bytes());
-    }
-    key
+    [b"delivered:".as_slice(), Sha256::digest(body).as_slice()].concat()
 }
 
 impl CollectorBot for StompCollectorBot {
