@@ -532,10 +532,10 @@ impl Message {
             return wire::dumps_sorted_unicode(&dict);
         }
         // Flat: the same text as the dict's, written from the fields without copying them.
-        let kind = Value::String(self.kind.as_str().to_string());
+        let kind = opts.with_type.then(|| Value::String(self.kind.as_str().to_string()));
         let mut entries: Vec<(&str, &Value)> = Vec::with_capacity(self.fields.len() + 1);
-        if opts.with_type {
-            entries.push(("__type", &kind));
+        if let Some(kind) = &kind {
+            entries.push(("__type", kind));
         }
         entries.extend(self.fields.iter().map(|(k, v)| (k.as_str(), v)));
         entries.sort_by(|a, b| a.0.cmp(b.0));
