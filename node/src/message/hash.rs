@@ -50,7 +50,11 @@ impl FromStr for FilterType {
 
 /// The lowercase hex SHA-256 of the message: for each field in key order, except
 /// `time.observation` and as filtered, `key + 0xC0 + repr(value) + 0xC0`.
-pub fn message_hash(msg: &Message, filter_keys: &HashSet<String>, filter_type: FilterType) -> String {
+pub fn message_hash<S: std::hash::BuildHasher>(
+    msg: &Message,
+    filter_keys: &HashSet<String, S>,
+    filter_type: FilterType,
+) -> String {
     let mut items: Vec<(&String, &serde_json::Value)> = msg.iter().collect();
     items.sort_by(|a, b| a.0.cmp(b.0));
     let mut hasher = Sha256::new();

@@ -128,7 +128,8 @@ pub fn decode(data: &[u8]) -> Result<(MessageKind, Fields), String> {
         k => return Err(format!("unknown kind {k}")),
     };
     let n = r.varint()? as usize;
-    let mut fields = Fields::with_capacity_and_hasher(n.min(1024), Default::default());
+    // Room for a few more: most bots add a field or two (taxonomy, fqdn) before passing it on.
+    let mut fields = Fields::with_capacity_and_hasher(n.min(1024) + 4, Default::default());
     for _ in 0..n {
         let key = r.string()?;
         let value = match r.byte()? {

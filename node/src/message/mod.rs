@@ -391,7 +391,11 @@ impl Message {
     }
 
     /// IntelMQ `Message.hash(filter_keys, filter_type)`: lowercase hex SHA-256 (section 1.6).
-    pub fn hash(&self, filter_keys: &std::collections::HashSet<String>, filter_type: FilterType) -> String {
+    pub fn hash<S: std::hash::BuildHasher>(
+        &self,
+        filter_keys: &std::collections::HashSet<String, S>,
+        filter_type: FilterType,
+    ) -> String {
         hash::message_hash(self, filter_keys, filter_type)
     }
 

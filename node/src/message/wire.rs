@@ -220,7 +220,7 @@ pub(crate) fn write_repr(out: &mut String, v: &Value) {
         Value::Bool(true) => out.push_str("True"),
         Value::Bool(false) => out.push_str("False"),
         Value::Number(n) => out.push_str(&number_text(n)),
-        Value::String(s) => out.push_str(&str_repr(s)),
+        Value::String(s) => write_str_repr(out, s),
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -237,7 +237,7 @@ pub(crate) fn write_repr(out: &mut String, v: &Value) {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                out.push_str(&str_repr(k));
+                write_str_repr(out, k);
                 out.push_str(": ");
                 write_repr(out, item);
             }
@@ -250,16 +250,22 @@ pub(crate) fn write_repr(out: &mut String, v: &Value) {
 /// the quote, `\t\n\r`, other control characters as `\xNN`, and non-printable non-ASCII as
 /// `\xNN`/`\uNNNN`/`\UNNNNNNNN`.
 pub fn str_repr(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    write_str_repr(&mut out, s);
+    out
+}
+
+/// [`str_repr`], appended to `out`.
+fn write_str_repr(out: &mut String, s: &str) {
     // Printable ASCII without quote or backslash is the common case: nothing to escape.
     if s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\\' && b != b'\'') {
-        let mut out = String::with_capacity(s.len() + 2);
+        out.reserve(s.len() + 2);
         out.push('\'');
         out.push_str(s);
         out.push('\'');
-        return out;
+        return;
     }
     let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
-    let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
     for c in s.chars() {
         let cp = c as u32;
@@ -281,7 +287,6 @@ pub fn str_repr(s: &str) -> String {
         }
     }
     out.push(quote);
-    out
 }
 
 /// Python's `str.isprintable()` for one non-ASCII character, approximated: control (Cc),

@@ -1,13 +1,13 @@
 //! [`StepState`]: a bot's [`BotState`] for one step, reading through to the store and collecting
 //! writes so they commit in the step's batch. Writes of a message that fails are rolled back.
 
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::bots::BotState;
 use crate::store::{Step, Store};
 
-type Pending = HashMap<Vec<u8>, Option<(Vec<u8>, u64)>>;
+/// Fx-hashed: the keys are a bot's own (dedup hashes, file names), looked up for every message.
+type Pending = rustc_hash::FxHashMap<Vec<u8>, Option<(Vec<u8>, u64)>>;
 
 pub struct StepState<'s> {
     store: &'s Store,
@@ -20,7 +20,7 @@ pub struct StepState<'s> {
 
 impl<'s> StepState<'s> {
     pub fn new(store: &'s Store, bot_id: &'s str) -> Self {
-        StepState { store, bot_id, done: HashMap::new(), current: HashMap::new() }
+        StepState { store, bot_id, done: Pending::default(), current: Pending::default() }
     }
 
     /// The current message succeeded: keep its writes.

@@ -115,14 +115,32 @@ pub struct OutboxEntry {
 }
 
 /// Everything one processing step writes, committed atomically by [`Store::commit`].
+///
+/// Queue and bot names are kept once per step, and puts, acks and state writes refer to them by
+/// index: a step of a thousand messages to one queue holds that queue's name once.
 #[derive(Default, Debug)]
 pub struct Step {
-    puts: Vec<(String, Vec<u8>)>,
-    acks: Vec<(String, u64)>,
+    /// The queues this step puts into or acknowledges from.
+    queues: Vec<String>,
+    /// The bots whose state this step writes.
+    bots: Vec<String>,
+    puts: Vec<(usize, Vec<u8>)>,
+    acks: Vec<(usize, u64)>,
     dumps: Vec<DumpEntry>,
-    state: Vec<(String, Vec<u8>, Option<(Vec<u8>, u64)>)>,
+    state: Vec<(usize, Vec<u8>, Option<(Vec<u8>, u64)>)>,
     counters: Vec<(String, Counters)>,
     dump_deletes: Vec<u64>,
+}
+
+/// The index of `name` in `names`, added when missing (steps name a handful at most).
+fn name_index(names: &mut Vec<String>, name: &str) -> usize {
+    match names.iter().position(|n| n == name) {
+        Some(i) => i,
+        None => {
+            names.push(name.to_string());
+            names.len() - 1
+        }
+    }
 }
 
 impl Step {
@@ -132,12 +150,14 @@ impl Step {
 
     /// Appends a message to `queue`.
     pub fn put(&mut self, queue: &str, data: Vec<u8>) {
-        self.puts.push((queue.to_string(), data));
+        let q = name_index(&mut self.queues, queue);
+        self.puts.push((q, data));
     }
 
     /// Acknowledges (deletes) message `seq` of `queue`.
     pub fn ack(&mut self, queue: &str, seq: u64) {
-        self.acks.push((queue.to_string(), seq));
+        let q = name_index(&mut self.queues, queue);
+        self.acks.push((q, seq));
     }
 
     pub fn dump(&mut self, entry: DumpEntry) {
@@ -151,16 +171,18 @@ impl Step {
 
     /// The messages this step puts, with their queue, in order.
     pub fn puts(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.puts.iter().map(|(q, d)| (q.as_str(), d.as_slice()))
+        self.puts.iter().map(|(q, d)| (self.queues[*q].as_str(), d.as_slice()))
     }
 
     /// Sets a state key of `bot_id`; `expires_at` in unix seconds, 0 = never.
     pub fn state_put(&mut self, bot_id: &str, key: &[u8], value: &[u8], expires_at: u64) {
-        self.state.push((bot_id.to_string(), key.to_vec(), Some((value.to_vec(), expires_at))));
+        let b = name_index(&mut self.bots, bot_id);
+        self.state.push((b, key.to_vec(), Some((value.to_vec(), expires_at))));
     }
 
     pub fn state_delete(&mut self, bot_id: &str, key: &[u8]) {
-        self.state.push((bot_id.to_string(), key.to_vec(), None));
+        let b = name_index(&mut self.bots, bot_id);
+        self.state.push((b, key.to_vec(), None));
     }
 
     /// Records the bot's counters (absolute values).
@@ -181,7 +203,7 @@ impl Step {
     pub fn put_counts(&self) -> BTreeMap<&str, usize> {
         let mut m = BTreeMap::new();
         for (q, _) in &self.puts {
-            *m.entry(q.as_str()).or_insert(0) += 1;
+            *m.entry(self.queues[*q].as_str()).or_insert(0) += 1;
         }
         m
     }
@@ -650,20 +672,43 @@ impl Store {
         if step.is_empty() {
             return Ok(());
         }
-        let mut batch = WriteBatch::default();
-        let mut acked: HashMap<&str, (u64, u64)> = HashMap::new();
+        // Sized up front: a parser's chunk of events is a megabyte or two, and growing the batch
+        // by doubling would map fresh pages several times over.
+        let size: usize = step.puts.iter().map(|(_, d)| d.len() + 24).sum::<usize>()
+            + step.acks.len() * 16
+            + step
+                .state
+                .iter()
+                .map(|(_, k, v)| k.len() + v.as_ref().map_or(0, |(v, _)| v.len() + 8) + 16)
+                .sum::<usize>()
+            + step.counters.len() * 128
+            + step.dumps.iter().map(|d| d.message.len() + 256).sum::<usize>()
+            + 64;
+        let mut batch = WriteBatch::with_capacity_bytes(size);
+        // Per queue of the step: the next head after its acks and how many there are.
+        let mut acked: Vec<Option<(u64, u64)>> = vec![None; step.queues.len()];
+        let mut ack_handles = Vec::with_capacity(step.queues.len());
+        for (i, q) in step.queues.iter().enumerate() {
+            let used = step.acks.iter().any(|(a, _)| *a == i);
+            ack_handles.push(if used { Some(self.cf(&cf::inbox(q))?) } else { None });
+        }
         for (q, seq) in &step.acks {
-            let handle = self.cf(&cf::inbox(q))?;
-            batch.delete_cf(&handle, keys::seq_key(*seq));
-            let e = acked.entry(q.as_str()).or_insert((0, 0));
+            if let Some(handle) = &ack_handles[*q] {
+                batch.delete_cf(handle, keys::seq_key(*seq));
+            }
+            let e = acked[*q].get_or_insert((0, 0));
             e.0 = e.0.max(*seq + 1);
             e.1 += 1;
         }
+        let mut state_handles = Vec::with_capacity(step.bots.len());
+        for bot in &step.bots {
+            state_handles.push(self.cf_or_create(&cf::state(bot))?);
+        }
         for (bot, key, value) in &step.state {
-            let handle = self.cf_or_create(&cf::state(bot))?;
+            let handle = &state_handles[*bot];
             match value {
-                Some((v, expires_at)) => batch.put_cf(&handle, key, keys::encode_state(*expires_at, v)),
-                None => batch.delete_cf(&handle, key),
+                Some((v, expires_at)) => batch.put_cf(handle, key, keys::encode_state(*expires_at, v)),
+                None => batch.delete_cf(handle, key),
             }
         }
         if !step.counters.is_empty() {
@@ -676,15 +721,17 @@ impl Store {
         }
         // Resolve queue metadata and handles before taking the commit lock. A queue another node
         // owns is written to its outbox, each message tagged with this incarnation.
-        let mut targets: HashMap<&str, Target<'_>> = HashMap::new();
+        let mut targets: Vec<Option<Target<'_>>> = Vec::with_capacity(step.queues.len());
         {
             let remote = self.remote.read().map_err(|_| poisoned())?;
-            for (q, _) in &step.puts {
-                if !targets.contains_key(q.as_str()) {
-                    let outbox = remote.contains_key(q.as_str());
-                    let name = if outbox { cf::outbox(q) } else { cf::inbox(q) };
-                    targets.insert(q.as_str(), Target { meta: self.meta(&name)?, handle: self.cf(&name)?, outbox });
+            for (i, q) in step.queues.iter().enumerate() {
+                if !step.puts.iter().any(|(p, _)| *p == i) {
+                    targets.push(None);
+                    continue;
                 }
+                let outbox = remote.contains_key(q.as_str());
+                let name = if outbox { cf::outbox(q) } else { cf::inbox(q) };
+                targets.push(Some(Target { meta: self.meta(&name)?, handle: self.cf(&name)?, outbox }));
             }
         }
         let dump_handle =
@@ -698,10 +745,12 @@ impl Store {
         wo.set_sync(self.durability == Durability::Always);
 
         let mut dump_seq = self.commit_lock.lock().map_err(|_| poisoned())?;
-        let mut added: HashMap<&str, (u64, u64)> = HashMap::new();
+        // Per queue of the step: the first sequence number of its puts and how many there are.
+        let mut added: Vec<(u64, u64)> =
+            targets.iter().map(|t| (t.as_ref().map_or(0, |t| t.meta.tail.load(Ordering::Acquire)), 0)).collect();
         for (q, data) in &step.puts {
-            let t = &targets[q.as_str()];
-            let a = added.entry(q.as_str()).or_insert((t.meta.tail.load(Ordering::Acquire), 0));
+            let Some(t) = &targets[*q] else { continue };
+            let a = &mut added[*q];
             if t.outbox {
                 batch.put_cf(&t.handle, keys::seq_key(a.0 + a.1), keys::encode_outbox(self.incarnation, data));
             } else {
@@ -718,15 +767,17 @@ impl Store {
             }
         }
         self.db.write_opt(batch, &wo)?;
-        for (q, (start, n)) in &added {
-            let meta = &targets[q].meta;
-            meta.tail.store(start + n, Ordering::Release);
-            let len = meta.len.fetch_add(*n, Ordering::AcqRel) + n;
-            meta.peak_len.fetch_max(len, Ordering::AcqRel);
+        for (t, (start, n)) in targets.iter().zip(&added) {
+            let Some(t) = t else { continue };
+            t.meta.tail.store(start + n, Ordering::Release);
+            let len = t.meta.len.fetch_add(*n, Ordering::AcqRel) + n;
+            t.meta.peak_len.fetch_max(len, Ordering::AcqRel);
         }
         drop(dump_seq);
-        for (q, (next_head, n)) in acked {
-            self.note_acked(&cf::inbox(q), next_head, n)?;
+        for (q, acked) in step.queues.iter().zip(acked) {
+            if let Some((next_head, n)) = acked {
+                self.note_acked(&cf::inbox(q), next_head, n)?;
+            }
         }
         self.dirty.store(true, Ordering::Release);
         Ok(())

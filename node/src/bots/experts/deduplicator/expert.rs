@@ -89,7 +89,8 @@ impl Default for DeduplicatorExpertParams {
 
 /// Drops events seen before within the TTL.
 pub struct DeduplicatorExpertBot {
-    filter_keys: HashSet<String>,
+    /// Looked up for every field of every event: Fx-hashed.
+    filter_keys: rustc_hash::FxHashSet<String>,
     filter_type: FilterType,
     bypass: bool,
     ttl: Option<Duration>,
@@ -122,7 +123,7 @@ impl BuildBot for DeduplicatorExpertBot {
             format!("Parameters {} are ignored: the deduplicator cache lives in the node's store.", ignored.join(", "))
         });
         Ok(DeduplicatorExpertBot {
-            filter_keys: params.filter_keys.as_ref().map(KeyList::keys).unwrap_or_default(),
+            filter_keys: params.filter_keys.as_ref().map(KeyList::keys).unwrap_or_default().into_iter().collect(),
             filter_type,
             bypass: params.bypass,
             ttl: (params.redis_cache_ttl > 0).then(|| Duration::from_secs(params.redis_cache_ttl)),

@@ -36,7 +36,11 @@ impl BuildBot for Url2fqdnExpertBot {
 /// Python's `urlsplit(url).hostname`: `None` when the URL has no netloc or an empty host.
 pub fn url_hostname(url: &str) -> Option<String> {
     // urlsplit removes tabs and newlines anywhere and leading C0 controls and spaces.
-    let url: String = url.chars().filter(|c| !matches!(c, '\t' | '\r' | '\n')).collect();
+    let url: std::borrow::Cow<'_, str> = if url.contains(['\t', '\r', '\n']) {
+        url.chars().filter(|c| !matches!(c, '\t' | '\r' | '\n')).collect::<String>().into()
+    } else {
+        url.into()
+    };
     let url = url.trim_start_matches(|c: char| c <= ' ');
     let rest = match url.find(':') {
         Some(i)
