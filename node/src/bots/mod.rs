@@ -331,7 +331,8 @@ impl<'r> ParserOutput<'r> {
     /// The fields come from the report alone, so they are worked out (looked up, validated) once
     /// per report and copied for each event.
     pub fn new_event(&self) -> Message {
-        let mut event = self.template.get_or_init(|| Message::event_from_report(self.report, self.copy_fields)).clone();
+        let mut event =
+            self.template.get_or_init(|| Message::event_from_report(self.report, self.copy_fields).packed()).clone();
         event.reserve(12);
         event
     }

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use sha2::{Digest, Sha256};
 
-use super::wire::write_repr;
+use super::wire::write_field_repr;
 use super::Message;
 
 /// How `filter_keys` is applied: drop those keys, or keep only them.
@@ -55,7 +55,7 @@ pub fn message_hash<S: std::hash::BuildHasher>(
     filter_keys: &HashSet<String, S>,
     filter_type: FilterType,
 ) -> String {
-    let mut items: Vec<(&String, &serde_json::Value)> = msg.iter().collect();
+    let mut items = msg.field_refs();
     items.sort_by(|a, b| a.0.cmp(b.0));
     let mut hasher = Sha256::new();
     let mut repr = String::with_capacity(256);
@@ -63,7 +63,7 @@ pub fn message_hash<S: std::hash::BuildHasher>(
         if key == "time.observation" {
             continue;
         }
-        let listed = filter_keys.contains(key.as_str());
+        let listed = filter_keys.contains(key);
         let keep = match filter_type {
             FilterType::Blacklist => !listed,
             FilterType::Whitelist => listed,
@@ -74,7 +74,7 @@ pub fn message_hash<S: std::hash::BuildHasher>(
         hasher.update(key.as_bytes());
         hasher.update([0xc0u8]);
         repr.clear();
-        write_repr(&mut repr, value);
+        write_field_repr(&mut repr, value);
         hasher.update(repr.as_bytes());
         hasher.update([0xc0u8]);
     }

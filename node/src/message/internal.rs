@@ -11,7 +11,7 @@
 
 use serde_json::{Number, Value};
 
-use super::{Fields, MessageKind};
+use super::{Fields, Key, MessageKind};
 
 /// The format byte of the binary internal form. Never reuse it for another layout.
 pub const INTERNAL_FORMAT: u8 = 0x02;
@@ -42,8 +42,14 @@ pub fn encode(kind: MessageKind, fields: &Fields) -> Vec<u8> {
         MessageKind::Event => 1,
     });
     put_varint(&mut out, fields.len() as u64);
+    encode_fields_into(&mut out, fields);
+    out
+}
+
+/// Appends the fields, each as [`encode`] writes it.
+fn encode_fields_into(out: &mut Vec<u8>, fields: &Fields) {
     for (k, v) in fields {
-        put_bytes(&mut out, k.as_bytes());
+        put_bytes(out, k.as_bytes());
         match v {
             Value::Null => out.push(0),
             Value::Bool(false) => out.push(1),
@@ -62,15 +68,14 @@ pub fn encode(kind: MessageKind, fields: &Fields) -> Vec<u8> {
             }
             Value::String(s) => {
                 out.push(6);
-                put_bytes(&mut out, s.as_bytes());
+                put_bytes(out, s.as_bytes());
             }
             Value::Array(_) | Value::Object(_) => {
                 out.push(7);
-                put_bytes(&mut out, serde_json::to_string(v).unwrap_or_default().as_bytes());
+                put_bytes(out, serde_json::to_string(v).unwrap_or_default().as_bytes());
             }
         }
     }
-    out
 }
 
 struct Reader<'a> {
@@ -104,12 +109,6 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    fn string(&mut self) -> Result<String, String> {
-        let n = self.varint()? as usize;
-        let b = self.take(n)?;
-        std::str::from_utf8(b).map(str::to_string).map_err(|e| e.to_string())
-    }
-
     fn eight(&mut self) -> Result<[u8; 8], String> {
         let b = self.take(8)?;
         b.try_into().map_err(|_| "truncated".to_string())
@@ -118,40 +117,177 @@ impl<'a> Reader<'a> {
 
 /// Decodes what [`encode`] wrote (`data` starts with the format byte).
 pub fn decode(data: &[u8]) -> Result<(MessageKind, Fields), String> {
-    let mut r = Reader { data, pos: 0 };
-    if r.byte()? != INTERNAL_FORMAT {
-        return Err("not the binary internal format".to_string());
+    let (kind, packed) = Packed::new(data)?;
+    Ok((kind, packed.to_fields(0)))
+}
+
+/// A value of the internal form, borrowed from the encoded bytes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PackedValue<'a> {
+    Null,
+    Bool(bool),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Str(&'a str),
+    /// An array or object, as JSON text.
+    Json(&'a str),
+}
+
+impl PackedValue<'_> {
+    /// The JSON value it stands for.
+    pub fn to_value(self) -> Value {
+        match self {
+            PackedValue::Null => Value::Null,
+            PackedValue::Bool(b) => Value::Bool(b),
+            PackedValue::I64(i) => Value::Number(i.into()),
+            PackedValue::U64(u) => Value::Number(u.into()),
+            // Finite: checked when the bytes were packed.
+            PackedValue::F64(f) => Number::from_f64(f).map_or(Value::Null, Value::Number),
+            PackedValue::Str(s) => Value::String(s.to_string()),
+            // Valid JSON: checked when the bytes were packed.
+            PackedValue::Json(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+        }
     }
-    let kind = match r.byte()? {
-        0 => MessageKind::Report,
-        1 => MessageKind::Event,
-        k => return Err(format!("unknown kind {k}")),
-    };
-    let n = r.varint()? as usize;
-    // Room for a few more: most bots add a field or two (taxonomy, fqdn) before passing it on.
-    let mut fields = Fields::with_capacity_and_hasher(n.min(1024) + 4, Default::default());
-    for _ in 0..n {
-        let key = r.string()?;
-        let value = match r.byte()? {
-            0 => Value::Null,
-            1 => Value::Bool(false),
-            2 => Value::Bool(true),
-            3 => Value::Number(i64::from_le_bytes(r.eight()?).into()),
-            4 => Value::Number(u64::from_le_bytes(r.eight()?).into()),
-            5 => {
-                let f = f64::from_le_bytes(r.eight()?);
-                Value::Number(Number::from_f64(f).ok_or("a float that is not finite")?)
-            }
-            6 => Value::String(r.string()?),
-            7 => serde_json::from_str(&r.string()?).map_err(|e| e.to_string())?,
-            t => return Err(format!("unknown value tag {t}")),
+}
+
+/// The fields of a message in the internal form, kept encoded: reading a field or passing the
+/// message on needs no allocation per field. [`Packed::new`] checks the whole entry once (layout,
+/// UTF-8, finite floats, JSON of arrays and objects), so reading it later cannot fail.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Packed {
+    data: Box<[u8]>,
+    /// Offset of the first field.
+    start: usize,
+    /// Where each field's key starts and how long it is (its value follows it), so that looking
+    /// up a key compares keys only.
+    index: smallvec::SmallVec<[(u32, u32); 20]>,
+}
+
+impl Packed {
+    /// Checks `data` (starting with the format byte) and keeps a copy.
+    pub fn new(data: &[u8]) -> Result<(MessageKind, Packed), String> {
+        let mut r = Reader { data, pos: 0 };
+        if r.byte()? != INTERNAL_FORMAT {
+            return Err("not the binary internal format".to_string());
+        }
+        let kind = match r.byte()? {
+            0 => MessageKind::Report,
+            1 => MessageKind::Event,
+            k => return Err(format!("unknown kind {k}")),
         };
-        fields.insert(key, value);
+        let count = r.varint()? as usize;
+        let start = r.pos;
+        let mut index = smallvec::SmallVec::with_capacity(count.min(1024));
+        for _ in 0..count {
+            let n = r.varint()? as usize;
+            let key_start = r.pos;
+            std::str::from_utf8(r.take(n)?).map_err(|e| e.to_string())?;
+            let at = |v: usize| u32::try_from(v).map_err(|_| "an entry over 4 GB".to_string());
+            index.push((at(key_start)?, at(n)?));
+            match r.byte()? {
+                0..=2 => {}
+                3 | 4 => {
+                    r.eight()?;
+                }
+                5 => {
+                    if !f64::from_le_bytes(r.eight()?).is_finite() {
+                        return Err("a float that is not finite".to_string());
+                    }
+                }
+                6 => {
+                    let n = r.varint()? as usize;
+                    std::str::from_utf8(r.take(n)?).map_err(|e| e.to_string())?;
+                }
+                7 => {
+                    let n = r.varint()? as usize;
+                    let text = std::str::from_utf8(r.take(n)?).map_err(|e| e.to_string())?;
+                    serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| e.to_string())?;
+                }
+                t => return Err(format!("unknown value tag {t}")),
+            }
+        }
+        if r.pos != data.len() {
+            return Err(format!("{} bytes after the last field", data.len() - r.pos));
+        }
+        Ok((kind, Packed { data: data.into(), start, index }))
     }
-    if r.pos != data.len() {
-        return Err(format!("{} bytes after the last field", data.len() - r.pos));
+
+    pub fn len(&self) -> usize {
+        self.index.len()
     }
-    Ok((kind, fields))
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The fields in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, PackedValue<'_>)> {
+        self.index.iter().filter_map(|&(start, len)| {
+            let key = std::str::from_utf8(self.data.get(start as usize..(start + len) as usize)?).ok()?;
+            Some((key, self.value_at((start + len) as usize)?))
+        })
+    }
+
+    /// The value that starts at `pos` (checked by [`Packed::new`]: never `None`).
+    fn value_at(&self, pos: usize) -> Option<PackedValue<'_>> {
+        let mut r = Reader { data: &self.data, pos };
+        let r = &mut r;
+        Some(match r.byte().ok()? {
+            0 => PackedValue::Null,
+            1 => PackedValue::Bool(false),
+            2 => PackedValue::Bool(true),
+            3 => PackedValue::I64(i64::from_le_bytes(r.eight().ok()?)),
+            4 => PackedValue::U64(u64::from_le_bytes(r.eight().ok()?)),
+            5 => PackedValue::F64(f64::from_le_bytes(r.eight().ok()?)),
+            6 => {
+                let n = r.varint().ok()? as usize;
+                PackedValue::Str(std::str::from_utf8(r.take(n).ok()?).ok()?)
+            }
+            7 => {
+                let n = r.varint().ok()? as usize;
+                PackedValue::Json(std::str::from_utf8(r.take(n).ok()?).ok()?)
+            }
+            _ => return None,
+        })
+    }
+
+    /// The value of `key`, if present.
+    pub fn get(&self, key: &str) -> Option<PackedValue<'_>> {
+        let key = key.as_bytes();
+        let &(start, len) = self.index.iter().find(|&&(start, len)| {
+            len as usize == key.len() && self.data.get(start as usize..(start + len) as usize) == Some(key)
+        })?;
+        self.value_at((start + len) as usize)
+    }
+
+    /// The fields, decoded.
+    pub fn to_fields(&self, extra: usize) -> Fields {
+        let mut fields = Fields::with_capacity_and_hasher(self.len() + extra, Default::default());
+        for (k, v) in self.iter() {
+            fields.insert(Key::from(k), v.to_value());
+        }
+        fields
+    }
+
+    /// The encoded form of these fields followed by `more` (whose keys are not among them).
+    pub fn encode_with(&self, kind: MessageKind, more: &Fields) -> Vec<u8> {
+        if more.is_empty() {
+            return self.data.to_vec();
+        }
+        let body = &self.data[self.start..];
+        let size: usize = more.iter().map(|(k, v)| k.len() + v.as_str().map_or(16, str::len) + 4).sum();
+        let mut out = Vec::with_capacity(body.len() + size + 12);
+        out.push(INTERNAL_FORMAT);
+        out.push(match kind {
+            MessageKind::Report => 0,
+            MessageKind::Event => 1,
+        });
+        put_varint(&mut out, (self.len() + more.len()) as u64);
+        out.extend_from_slice(body);
+        encode_fields_into(&mut out, more);
+        out
+    }
 }
 
 #[cfg(test)]
@@ -167,7 +303,7 @@ mod tests {
         }) else {
             unreachable!()
         };
-        let fields: Fields = map.into_iter().collect();
+        let fields: Fields = map.into_iter().map(|(k, v)| (Key::from(k), v)).collect();
         let data = encode(MessageKind::Event, &fields);
         let (kind, back) = decode(&data).unwrap();
         assert_eq!(kind, MessageKind::Event);
@@ -178,7 +314,7 @@ mod tests {
     #[test]
     fn truncated_or_trailing_data_is_refused() {
         let Value::Object(map) = json!({"a": "b"}) else { unreachable!() };
-        let fields: Fields = map.into_iter().collect();
+        let fields: Fields = map.into_iter().map(|(k, v)| (Key::from(k), v)).collect();
         let data = encode(MessageKind::Report, &fields);
         for cut in 1..data.len() {
             assert!(decode(&data[..cut]).is_err(), "cut at {cut}");

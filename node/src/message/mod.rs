@@ -116,33 +116,109 @@ pub struct ExportOptions {
 /// The fields of a message: dotted keys in insertion order. An `IndexMap` with the Fx hash, not
 /// `serde_json::Map` (SipHash): every bot builds and reads these maps for every message, and the
 /// keys come from the harmonization, not from an attacker.
-pub type Fields = indexmap::IndexMap<String, Value, rustc_hash::FxBuildHasher>;
+///
+/// Keys are `CompactString`s: a key of up to 24 bytes (nearly every harmonization key) is stored
+/// inline, so decoding or copying a message allocates nothing per key.
+pub type Fields = indexmap::IndexMap<Key, Value, rustc_hash::FxBuildHasher>;
+
+/// A field name: a string stored inline up to 24 bytes.
+pub type Key = compact_str::CompactString;
 
 /// A Report or an Event: flat dotted keys in insertion order, validated against a harmonization.
+///
+/// A message read from an inbox keeps its fields encoded ([`internal::Packed`]) until something
+/// needs them as [`Value`]s: looking up a string, testing for a key, adding fields, hashing,
+/// exporting as JSON and passing it on work on the encoded bytes, so a bot that only reads a
+/// field or two and adds one (taxonomy, url2fqdn) or hashes and forwards (deduplicator) neither
+/// decodes nor re-encodes the rest. The encoded fields and `fields` (then: the fields added since)
+/// are the message; `unpacked` only caches both decoded for the accessors that return `&Value`,
+/// and every change drops it.
 #[derive(Clone, Debug)]
 pub struct Message {
     kind: MessageKind,
     harmonization: Arc<Harmonization>,
+    /// All fields, or with `packed`, those added after it (their keys are not in `packed`).
     fields: Fields,
+    /// The fields read from the internal form, not decoded.
+    packed: Option<internal::Packed>,
+    /// `packed` followed by `fields`, decoded on first need.
+    unpacked: std::sync::OnceLock<Fields>,
 }
 
 impl PartialEq for Message {
     fn eq(&self, other: &Self) -> bool {
-        self.kind == other.kind && self.fields == other.fields
+        self.kind == other.kind && self.view() == other.view()
     }
+}
+
+/// A field's value: decoded, or borrowed from the internal form.
+#[derive(Clone, Copy, Debug)]
+pub enum FieldRef<'a> {
+    Value(&'a Value),
+    Packed(internal::PackedValue<'a>),
 }
 
 impl Message {
     /// An empty message of `kind` (IntelMQ `Report(auto=True)` / `Event()`): nothing is added.
     pub fn new(kind: MessageKind, harmonization: Arc<Harmonization>) -> Self {
         // Room for a typical event, so that building one does not grow the map several times.
-        Message { kind, harmonization, fields: Fields::with_capacity_and_hasher(16, Default::default()) }
+        Message::from_fields(kind, harmonization, Fields::with_capacity_and_hasher(16, Default::default()))
+    }
+
+    fn from_fields(kind: MessageKind, harmonization: Arc<Harmonization>, fields: Fields) -> Self {
+        Message { kind, harmonization, fields, packed: None, unpacked: std::sync::OnceLock::new() }
+    }
+
+    /// All fields decoded (for the accessors that hand out `&Value`).
+    fn view(&self) -> &Fields {
+        match &self.packed {
+            None => &self.fields,
+            Some(p) => self.unpacked.get_or_init(|| {
+                let mut all = p.to_fields(self.fields.len() + 4);
+                all.extend(self.fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+                all
+            }),
+        }
+    }
+
+    /// Decodes the packed fields into `fields`, before a change the packed form cannot take.
+    fn unpack(&mut self) {
+        if let Some(p) = self.packed.take() {
+            let all = match self.unpacked.take() {
+                Some(all) => all,
+                None => {
+                    let mut all = p.to_fields(self.fields.len() + 4);
+                    all.extend(self.fields.drain(..));
+                    all
+                }
+            };
+            self.fields = all;
+        }
+    }
+
+    /// The same message with its fields held encoded: a copy of it then copies one buffer, not
+    /// each field (parsers copy their report's event template for every event).
+    pub fn packed(self) -> Message {
+        match Message::decode(self.harmonization.clone(), &self.to_internal(), Some(self.kind)) {
+            Ok(packed) => packed,
+            Err(_) => self,
+        }
+    }
+
+    /// The fields in order, without decoding packed ones.
+    pub fn field_refs(&self) -> Vec<(&str, FieldRef<'_>)> {
+        let mut out = Vec::with_capacity(self.len());
+        if let Some(p) = &self.packed {
+            out.extend(p.iter().map(|(k, v)| (k, FieldRef::Packed(v))));
+        }
+        out.extend(self.fields.iter().map(|(k, v)| (k.as_str(), FieldRef::Value(v))));
+        out
     }
 
     /// A new Report with `time.observation` = now (UTC, whole seconds), as `Report()` does.
     pub fn new_report(harmonization: Arc<Harmonization>) -> Self {
         let mut msg = Message::new(MessageKind::Report, harmonization);
-        msg.fields.insert("time.observation".to_string(), Value::String(datetime::now_utc()));
+        msg.fields.insert(Key::const_new("time.observation"), Value::String(datetime::now_utc()));
         msg
     }
 
@@ -185,7 +261,7 @@ impl Message {
     /// without adding a `time.observation`.
     pub fn to_report(&self) -> Message {
         let mut report = Message::new(MessageKind::Report, self.harmonization.clone());
-        for (key, value) in &self.fields {
+        for (key, value) in self.view() {
             if self.harmonization.is_valid_key(MessageKind::Report, key) {
                 report.fields.insert(key.clone(), value.clone());
             }
@@ -209,7 +285,12 @@ impl Message {
 
     /// IntelMQ `add` with all its options. `Ok(true)` = stored.
     pub fn add_with(&mut self, key: &str, value: Value, opts: AddOptions) -> Result<bool, FieldError> {
+        self.unpacked.take();
         let exists = self.contains(key);
+        if exists && self.packed.is_some() {
+            // Overwriting or removing a packed field: decode them first.
+            self.unpack();
+        }
         if exists {
             match opts.overwrite {
                 None => return Err(FieldError::KeyExists { key: key.to_string() }),
@@ -260,10 +341,10 @@ impl Message {
                 {
                     continue;
                 }
-                self.fields.insert(format!("{key}.{sub}"), sub_value);
+                self.fields.insert(compact_str::format_compact!("{key}.{sub}"), sub_value);
             }
         } else {
-            self.fields.insert(key.to_string(), value);
+            self.fields.insert(Key::from(key), value);
         }
         Ok(true)
     }
@@ -314,11 +395,19 @@ impl Message {
 
     /// The stored value of a key (`extra` alone: `None`; use [`Message::get_jsondict`]).
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.fields.get(key)
+        self.view().get(key)
     }
 
     /// The stored value as a string slice, when it is a JSON string.
     pub fn get_str(&self, key: &str) -> Option<&str> {
+        if let Some(p) = &self.packed {
+            if let Some(v) = p.get(key) {
+                return match v {
+                    internal::PackedValue::Str(s) => Some(s),
+                    _ => None,
+                };
+            }
+        }
         self.fields.get(key).and_then(Value::as_str)
     }
 
@@ -327,7 +416,7 @@ impl Message {
         let prefix = format!("{field}.");
         let mut root = Map::new();
         let mut any = false;
-        for (key, value) in &self.fields {
+        for (key, value) in self.view() {
             if let Some(rest) = key.strip_prefix(&prefix) {
                 any = true;
                 insert_path(&mut root, rest, value.clone());
@@ -338,18 +427,26 @@ impl Message {
 
     /// `key in msg`: the key is set; for a JSONDict field name, any of its sub-keys is set.
     pub fn contains(&self, key: &str) -> bool {
-        if self.fields.contains_key(key) {
+        if self.fields.contains_key(key) || self.packed.as_ref().is_some_and(|p| p.get(key).is_some()) {
             return true;
         }
         if self.harmonization.is_jsondict_field(self.kind, key) {
             let prefix = format!("{key}.");
-            return self.fields.keys().any(|k| k.starts_with(&prefix));
+            return self.fields.keys().any(|k| k.starts_with(&prefix))
+                || self.packed.as_ref().is_some_and(|p| p.iter().any(|(k, _)| k.starts_with(&prefix)));
         }
         false
     }
 
     /// Removes a key (for a JSONDict field name, all its sub-keys) and returns the old value.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
+        if self.packed.is_some() {
+            if !self.contains(key) {
+                return None;
+            }
+            self.unpack();
+        }
+        self.unpacked.take();
         if let Some(old) = self.fields.shift_remove(key) {
             return Some(old);
         }
@@ -363,17 +460,17 @@ impl Message {
     }
 
     /// The fields in insertion order.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
-        self.fields.iter()
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.view().iter().map(|(k, v)| (k.as_str(), v))
     }
 
     /// The raw field map (insertion order).
     pub fn fields(&self) -> &Fields {
-        &self.fields
+        self.view()
     }
 
     pub fn len(&self) -> usize {
-        self.fields.len()
+        self.fields.len() + self.packed.as_ref().map_or(0, internal::Packed::len)
     }
 
     /// Makes room for `additional` more fields.
@@ -382,7 +479,7 @@ impl Message {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        self.len() == 0
     }
 
     /// `raw` base64-decoded, if present and decodable.
@@ -402,7 +499,7 @@ impl Message {
     /// IntelMQ `serialize()`: `json.dumps` with default settings (ASCII-escaped, `", "`/`": "`
     /// separators, insertion order, `__type` last). What goes on the pipeline and into dumps.
     pub fn to_wire(&self) -> String {
-        wire_text(self.kind, &self.fields)
+        wire_text(self.kind, self.view())
     }
 
     /// IntelMQ `unserialize` + `MessageFactory.from_dict`: the kind comes from `__type` (or
@@ -423,7 +520,10 @@ impl Message {
     /// The form a node keeps messages in between its own bots (see [`internal`]): binary,
     /// already validated.
     pub fn to_internal(&self) -> Vec<u8> {
-        internal::encode(self.kind, &self.fields)
+        match &self.packed {
+            Some(p) => p.encode_with(self.kind, &self.fields),
+            None => internal::encode(self.kind, &self.fields),
+        }
     }
 
     /// Reads a queued message: the internal forms without validation, anything else (messages
@@ -435,8 +535,10 @@ impl Message {
     ) -> Result<Message, FieldError> {
         match data.first() {
             Some(&INTERNAL_FORMAT) => {
-                let (kind, fields) = internal::decode(data).map_err(|reason| FieldError::Decode { reason })?;
-                Ok(Message { kind, harmonization, fields })
+                let (kind, packed) = internal::Packed::new(data).map_err(|reason| FieldError::Decode { reason })?;
+                let mut msg = Message::from_fields(kind, harmonization, Fields::default());
+                msg.packed = Some(packed);
+                Ok(msg)
             }
             Some(&INTERNAL_JSON_FORMAT) => {
                 let map: Map<String, Value> =
@@ -448,8 +550,8 @@ impl Message {
                         default_kind.ok_or_else(|| FieldError::Decode { reason: "__type is missing".to_string() })?
                     }
                 };
-                let fields = map.into_iter().filter(|(k, _)| k != "__type").collect();
-                Ok(Message { kind, harmonization, fields })
+                let fields = map.into_iter().filter(|(k, _)| k != "__type").map(|(k, v)| (Key::from(k), v)).collect();
+                Ok(Message::from_fields(kind, harmonization, fields))
             }
             _ => Message::from_wire(harmonization, data, default_kind),
         }
@@ -499,7 +601,7 @@ impl Message {
             out.insert("__type".to_string(), Value::String(self.kind.as_str().to_string()));
         }
         let mut collapsed: Vec<(String, Map<String, Value>)> = Vec::new();
-        for (key, value) in &self.fields {
+        for (key, value) in self.view() {
             if opts.jsondict_as_string {
                 if let Some((field, rest)) = key.split_once('.') {
                     if self.harmonization.is_jsondict_field(self.kind, field) {
@@ -519,7 +621,7 @@ impl Message {
             if opts.hierarchical {
                 insert_path(&mut out, key, value.clone());
             } else {
-                out.insert(key.clone(), value.clone());
+                out.insert(key.to_string(), value.clone());
             }
         }
         for (field, obj) in collapsed {
@@ -531,17 +633,32 @@ impl Message {
     /// IntelMQ `to_json(hierarchical, with_type)`: `json.dumps(to_dict(..), ensure_ascii=False,
     /// sort_keys=True)`; what the file output writes per line.
     pub fn to_export_json(&self, opts: ExportOptions) -> String {
+        self.to_export_json_without(opts, None)
+    }
+
+    /// [`Message::to_export_json`] of the message without field `skip` (what an output that drops
+    /// `raw` writes), without copying the message.
+    pub fn to_export_json_without(&self, opts: ExportOptions, skip: Option<&str>) -> String {
         if opts.hierarchical {
-            let dict = self.to_dict(ExportOptions { jsondict_as_string: false, ..opts });
+            let dict = match skip {
+                Some(key) if self.contains(key) => {
+                    let mut copy = self.clone();
+                    copy.remove(key);
+                    copy.to_dict(ExportOptions { jsondict_as_string: false, ..opts })
+                }
+                _ => self.to_dict(ExportOptions { jsondict_as_string: false, ..opts }),
+            };
             return wire::dumps_sorted_unicode(&dict);
         }
         // Flat: the same text as the dict's, written from the fields without copying them.
         let kind = opts.with_type.then(|| Value::String(self.kind.as_str().to_string()));
-        let mut entries: Vec<(&str, &Value)> = Vec::with_capacity(self.fields.len() + 1);
-        if let Some(kind) = &kind {
-            entries.push(("__type", kind));
+        let mut entries = self.field_refs();
+        if let Some(key) = skip {
+            entries.retain(|(k, _)| *k != key);
         }
-        entries.extend(self.fields.iter().map(|(k, v)| (k.as_str(), v)));
+        if let Some(kind) = &kind {
+            entries.push(("__type", FieldRef::Value(kind)));
+        }
         entries.sort_by(|a, b| a.0.cmp(b.0));
         wire::dumps_entries_unicode(&entries)
     }
@@ -707,7 +824,7 @@ mod tests {
         m.add("source.ip", "192.0.2.1").expect("ip");
         m.add("source.port", 80).expect("port");
         m.change("source.ip", "192.0.2.2").expect("change");
-        let keys: Vec<&String> = m.fields().keys().collect();
+        let keys: Vec<&str> = m.fields().keys().map(Key::as_str).collect();
         assert_eq!(keys, ["source.ip", "source.port"]);
     }
 
@@ -803,7 +920,7 @@ mod tests {
     fn extra_as_a_whole_splits_one_level() {
         let mut m = event();
         assert_eq!(m.add("extra", json!({"z": 1, "a": {"b": 2}, "empty": "", "none": null})), Ok(true));
-        let keys: Vec<&String> = m.fields().keys().collect();
+        let keys: Vec<&str> = m.fields().keys().map(Key::as_str).collect();
         // A dict is dumped with sorted keys before splitting, as IntelMQ does.
         assert_eq!(keys, ["extra.a", "extra.empty", "extra.none", "extra.z"]);
         assert_eq!(m.get("extra.a"), Some(&json!({"b": 2})));
@@ -812,7 +929,7 @@ mod tests {
         // A JSON string keeps its own key order; overwrite replaces all sub-keys.
         let replace = AddOptions { overwrite: Some(true), ..AddOptions::default() };
         assert_eq!(m.add_with("extra", json!("{\"y\": 1, \"x\": 2}"), replace), Ok(true));
-        let keys: Vec<&String> = m.fields().keys().collect();
+        let keys: Vec<&str> = m.fields().keys().map(Key::as_str).collect();
         assert_eq!(keys, ["extra.y", "extra.x"]);
         assert!(matches!(m.add_with("extra", json!({}), replace), Err(FieldError::InvalidValue { .. })));
         assert!(matches!(m.add_with("extra", json!("[1]"), replace), Err(FieldError::InvalidValue { .. })));
@@ -890,7 +1007,7 @@ mod tests {
     fn from_wire_accepts_extra_as_a_string() {
         let text = br#"{"extra": "{\"b\": 1, \"a\": 2}", "__type": "Event"}"#;
         let m = Message::from_wire(Harmonization::builtin(), text, None).expect("valid");
-        let keys: Vec<&String> = m.fields().keys().collect();
+        let keys: Vec<&str> = m.fields().keys().map(Key::as_str).collect();
         assert_eq!(keys, ["extra.b", "extra.a"]);
     }
 
@@ -912,7 +1029,7 @@ mod tests {
         r.add("extra.file_name", "a.csv").expect("extra");
         let e = Message::event_from_report(&r, &[]);
         assert_eq!(e.kind(), MessageKind::Event);
-        let keys: Vec<&String> = e.fields().keys().collect();
+        let keys: Vec<&str> = e.fields().keys().map(Key::as_str).collect();
         assert_eq!(keys, ["feed.accuracy", "feed.name", "time.observation"]);
         assert_eq!(e.get("feed.accuracy"), Some(&json!(90.0)));
         let e = Message::event_from_report(&r, &["extra.file_name".to_string(), "extra.missing".to_string()]);
@@ -929,7 +1046,7 @@ mod tests {
         e.add("extra.x", 1).expect("extra");
         let r = e.to_report();
         assert_eq!(r.kind(), MessageKind::Report);
-        let keys: Vec<&String> = r.fields().keys().collect();
+        let keys: Vec<&str> = r.fields().keys().map(Key::as_str).collect();
         assert_eq!(keys, ["feed.name", "extra.x"]);
         assert!(!r.contains("time.observation"));
     }
@@ -988,5 +1105,123 @@ mod tests {
         b.add("comment", "x").expect("b");
         assert_eq!(a, b);
         assert_ne!(a, report());
+    }
+
+    /// An event with strings, numbers, a float, a boolean-free JSONDict and non-ASCII text.
+    fn rich_event() -> Message {
+        let mut m = event();
+        m.add("source.ip", "192.0.2.1").expect("ip");
+        m.add("source.port", 80).expect("port");
+        m.add("feed.accuracy", 90.5).expect("accuracy");
+        m.add("source.url", "http://Example.com/ä?x=1").expect("url");
+        m.add("classification.type", "malware-distribution").expect("type");
+        m.add("extra", r#"{"note": "it's", "n": [1, 2]}"#).expect("extra");
+        m.add("raw", "aGVsbG8=").expect("raw");
+        m.add("time.observation", "2024-01-01T00:00:00+00:00").expect("time");
+        m
+    }
+
+    fn packed(m: &Message) -> Message {
+        let msg = Message::decode(Harmonization::builtin(), &m.to_internal(), None).expect("decode");
+        assert!(msg.packed.is_some(), "the internal form is read packed");
+        msg
+    }
+
+    #[test]
+    fn a_packed_message_reads_like_the_decoded_one() {
+        let m = rich_event();
+        let p = packed(&m);
+        assert_eq!(p, m);
+        assert_eq!(p.len(), m.len());
+        for (key, value) in m.iter() {
+            assert!(p.contains(key), "{key}");
+            assert_eq!(p.get_str(key), value.as_str(), "{key}");
+        }
+        assert!(p.contains("extra"));
+        assert!(!p.contains("destination.ip"));
+        assert_eq!(p.get_str("source.port"), None);
+        assert_eq!(p.get_jsondict("extra"), m.get_jsondict("extra"));
+        assert_eq!(p.to_wire(), m.to_wire());
+        for opts in [ExportOptions::default(), ExportOptions { with_type: true, ..ExportOptions::default() }] {
+            assert_eq!(p.to_export_json(opts), m.to_export_json(opts));
+        }
+        let keys: std::collections::HashSet<String> = ["raw".to_string()].into();
+        for filter in [FilterType::Blacklist, FilterType::Whitelist] {
+            assert_eq!(p.hash(&keys, filter), m.hash(&keys, filter));
+        }
+        // Nothing above needed the fields decoded but `get_jsondict` and `to_wire`.
+        assert_eq!(packed(&m).to_internal(), m.to_internal());
+    }
+
+    #[test]
+    fn changes_to_a_packed_message_match_changes_to_the_decoded_one() {
+        type Change = fn(&mut Message);
+        let changes: [(&str, Change); 6] = [
+            ("add a new key", |m| assert_eq!(m.add("classification.taxonomy", "malicious-code"), Ok(true))),
+            ("add an existing key", |m| {
+                assert!(matches!(m.add("source.ip", "192.0.2.2"), Err(FieldError::KeyExists { .. })));
+            }),
+            ("overwrite", |m| {
+                let opts = AddOptions { overwrite: Some(true), ..AddOptions::default() };
+                assert_eq!(m.add_with("source.port", json!(443), opts), Ok(true));
+            }),
+            ("change", |m| assert_eq!(m.change("source.ip", "192.0.2.3"), Ok(true))),
+            ("remove", |m| assert_eq!(m.remove("raw"), Some(json!("YUdWc2JHOD0=")))),
+            ("remove a JSONDict", |m| assert!(m.remove("extra").is_some())),
+        ];
+        for (what, change) in changes {
+            let mut m = rich_event();
+            let mut p = packed(&m);
+            change(&mut m);
+            change(&mut p);
+            assert_eq!(p, m, "{what}");
+            assert_eq!(
+                p.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>(),
+                m.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>(),
+                "{what}: order"
+            );
+            assert_eq!(packed(&p).to_wire(), m.to_wire(), "{what}: encoded again");
+            // A second change after the fields were decoded for a `&Value` accessor.
+            let _ = p.get("source.ip");
+            p.add("destination.port", 25).expect("add after get");
+            m.add("destination.port", 25).expect("add after get");
+            assert_eq!(packed(&p).to_wire(), m.to_wire(), "{what}: after get");
+        }
+    }
+
+    #[test]
+    fn exporting_without_a_field_equals_removing_it_first() {
+        let m = rich_event();
+        for hierarchical in [false, true] {
+            let opts = ExportOptions { hierarchical, ..ExportOptions::default() };
+            let mut removed = m.clone();
+            removed.remove("raw");
+            assert_eq!(packed(&m).to_export_json_without(opts, Some("raw")), removed.to_export_json(opts));
+            assert_eq!(m.to_export_json_without(opts, Some("raw")), removed.to_export_json(opts));
+            assert_eq!(m.to_export_json_without(opts, None), m.to_export_json(opts));
+        }
+    }
+
+    #[test]
+    fn damaged_internal_entries_are_refused() {
+        let data = rich_event().to_internal();
+        for cut in 1..data.len() {
+            assert!(Message::decode(Harmonization::builtin(), &data[..cut], None).is_err(), "cut at {cut}");
+        }
+        let mut fields = Fields::default();
+        fields.insert(Key::from("source.fqdn"), json!("example.com"));
+        let good = internal::encode(MessageKind::Event, &fields);
+        // The value's first byte made invalid UTF-8.
+        let mut bad = good.clone();
+        let at = good.len() - "example.com".len();
+        bad[at] = 0xff;
+        assert!(Message::decode(Harmonization::builtin(), &bad, None).is_err());
+        // An array whose JSON text is not JSON.
+        let mut fields = Fields::default();
+        fields.insert(Key::from("extra.list"), json!([1]));
+        let mut bad = internal::encode(MessageKind::Event, &fields);
+        let last = bad.len() - 1;
+        bad[last] = b'}';
+        assert!(Message::decode(Harmonization::builtin(), &bad, None).is_err());
     }
 }

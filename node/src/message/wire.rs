@@ -3,6 +3,9 @@
 
 use serde_json::{Map, Number, Value};
 
+use super::internal::PackedValue;
+use super::FieldRef;
+
 /// Python's `json.dumps(v)` with default settings: ASCII-only (`\uXXXX`, surrogate pairs),
 /// separators `", "` / `": "`, keys in insertion order.
 pub fn dumps(v: &Value) -> String {
@@ -20,7 +23,7 @@ pub fn dumps_sorted_unicode(v: &Value) -> String {
 
 /// An object of `entries` in the given order, as [`dumps_sorted_unicode`] writes one (the caller
 /// sorts them).
-pub fn dumps_entries_unicode(entries: &[(&str, &Value)]) -> String {
+pub fn dumps_entries_unicode(entries: &[(&str, FieldRef<'_>)]) -> String {
     let mut out = String::with_capacity(entries.len() * 48 + 2);
     out.push('{');
     for (i, (k, v)) in entries.iter().enumerate() {
@@ -29,7 +32,11 @@ pub fn dumps_entries_unicode(entries: &[(&str, &Value)]) -> String {
         }
         write_json_str(&mut out, k, false);
         out.push_str(": ");
-        write_json(&mut out, v, false, true);
+        match v {
+            FieldRef::Value(v) => write_json(&mut out, v, false, true),
+            FieldRef::Packed(PackedValue::Str(s)) => write_json_str(&mut out, s, false),
+            FieldRef::Packed(p) => write_json(&mut out, &p.to_value(), false, true),
+        }
     }
     out.push('}');
     out
@@ -211,6 +218,15 @@ pub fn python_str(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => python_repr(other),
+    }
+}
+
+/// [`write_repr`] of a field's value, decoded or packed.
+pub(crate) fn write_field_repr(out: &mut String, v: FieldRef<'_>) {
+    match v {
+        FieldRef::Value(v) => write_repr(out, v),
+        FieldRef::Packed(PackedValue::Str(s)) => write_str_repr(out, s),
+        FieldRef::Packed(p) => write_repr(out, &p.to_value()),
     }
 }
 

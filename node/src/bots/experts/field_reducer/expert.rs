@@ -80,7 +80,7 @@ impl ExpertBot for FieldReducerExpertBot {
                 let keep: HashSet<&str> = self.keys.iter().map(String::as_str).collect();
                 let drop: Vec<String> = event
                     .iter()
-                    .map(|(k, _)| k.clone())
+                    .map(|(k, _)| k.to_string())
                     .filter(|k| {
                         !keep.contains(k.as_str())
                             && !k.split_once('.').is_some_and(|(head, _)| {
@@ -133,14 +133,14 @@ mod tests {
     #[test]
     fn blacklist_removes_the_keys() {
         let msg = run(json!({"type": "blacklist", "keys": "time.source, time.observation, extra"}), FIELDS());
-        let keys: Vec<&String> = msg.iter().map(|(k, _)| k).collect();
+        let keys: Vec<&str> = msg.iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["classification.type", "feed.name"]);
     }
 
     #[test]
     fn whitelist_keeps_only_the_keys() {
         let msg = run(json!({"type": "whitelist", "keys": ["time.observation", "extra"]}), FIELDS());
-        let keys: Vec<&String> = msg.iter().map(|(k, _)| k).collect();
+        let keys: Vec<&str> = msg.iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["time.observation", "extra.a"]);
     }
 

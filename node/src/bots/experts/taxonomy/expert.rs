@@ -83,7 +83,7 @@ mod tests {
     #[test]
     fn missing_classification_becomes_other_and_undetermined_in_that_order() {
         let msg = process(json!({"time.observation": "2015-01-01T00:00:00+00:00"}));
-        let keys: Vec<_> = msg.iter().map(|(k, _)| k.as_str()).collect();
+        let keys: Vec<_> = msg.iter().map(|(k, _)| k).collect();
         assert_eq!(keys, vec!["time.observation", "classification.taxonomy", "classification.type"]);
         assert_eq!(msg.get_str("classification.taxonomy"), Some("other"));
         assert_eq!(msg.get_str("classification.type"), Some("undetermined"));

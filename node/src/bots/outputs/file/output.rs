@@ -251,12 +251,8 @@ impl FileOutputBot {
             with_type: self.params.message_with_type,
             jsondict_as_string: self.params.message_jsondict_as_string,
         };
-        if self.params.keep_raw_field || !event.contains("raw") {
-            return Ok(event.to_export_json(opts));
-        }
-        let mut event = event.clone();
-        event.remove("raw");
-        Ok(event.to_export_json(opts))
+        let skip = (!self.params.keep_raw_field).then_some("raw");
+        Ok(event.to_export_json_without(opts, skip))
     }
 }
 
