@@ -36,14 +36,19 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
 pub fn encode(kind: MessageKind, fields: &Fields) -> Vec<u8> {
     let size: usize = fields.iter().map(|(k, v)| k.len() + v.as_str().map_or(16, str::len) + 4).sum();
     let mut out = Vec::with_capacity(size + 8);
+    put_header(&mut out, kind, fields.len());
+    encode_fields_into(&mut out, fields);
+    out
+}
+
+/// The format byte, the kind and the number of fields.
+fn put_header(out: &mut Vec<u8>, kind: MessageKind, count: usize) {
     out.push(INTERNAL_FORMAT);
     out.push(match kind {
         MessageKind::Report => 0,
         MessageKind::Event => 1,
     });
-    put_varint(&mut out, fields.len() as u64);
-    encode_fields_into(&mut out, fields);
-    out
+    put_varint(out, count as u64);
 }
 
 /// Appends the fields, each as [`encode`] writes it.
@@ -121,6 +126,25 @@ pub fn decode(data: &[u8]) -> Result<(MessageKind, Fields), String> {
     Ok((kind, packed.to_fields(0)))
 }
 
+/// Reads one value (tag and payload); strings are checked for UTF-8.
+fn read_value<'a>(r: &mut Reader<'a>) -> Result<PackedValue<'a>, String> {
+    let text = |r: &mut Reader<'a>| -> Result<&'a str, String> {
+        let n = r.varint()? as usize;
+        std::str::from_utf8(r.take(n)?).map_err(|e| e.to_string())
+    };
+    Ok(match r.byte()? {
+        0 => PackedValue::Null,
+        1 => PackedValue::Bool(false),
+        2 => PackedValue::Bool(true),
+        3 => PackedValue::I64(i64::from_le_bytes(r.eight()?)),
+        4 => PackedValue::U64(u64::from_le_bytes(r.eight()?)),
+        5 => PackedValue::F64(f64::from_le_bytes(r.eight()?)),
+        6 => PackedValue::Str(text(r)?),
+        7 => PackedValue::Json(text(r)?),
+        t => return Err(format!("unknown value tag {t}")),
+    })
+}
+
 /// A value of the internal form, borrowed from the encoded bytes.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum PackedValue<'a> {
@@ -185,26 +209,12 @@ impl Packed {
             std::str::from_utf8(r.take(n)?).map_err(|e| e.to_string())?;
             let at = |v: usize| u32::try_from(v).map_err(|_| "an entry over 4 GB".to_string());
             index.push((at(key_start)?, at(n)?));
-            match r.byte()? {
-                0..=2 => {}
-                3 | 4 => {
-                    r.eight()?;
-                }
-                5 => {
-                    if !f64::from_le_bytes(r.eight()?).is_finite() {
-                        return Err("a float that is not finite".to_string());
-                    }
-                }
-                6 => {
-                    let n = r.varint()? as usize;
-                    std::str::from_utf8(r.take(n)?).map_err(|e| e.to_string())?;
-                }
-                7 => {
-                    let n = r.varint()? as usize;
-                    let text = std::str::from_utf8(r.take(n)?).map_err(|e| e.to_string())?;
+            match read_value(&mut r)? {
+                PackedValue::F64(f) if !f.is_finite() => return Err("a float that is not finite".to_string()),
+                PackedValue::Json(text) => {
                     serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| e.to_string())?;
                 }
-                t => return Err(format!("unknown value tag {t}")),
+                _ => {}
             }
         }
         if r.pos != data.len() {
@@ -231,25 +241,7 @@ impl Packed {
 
     /// The value that starts at `pos` (checked by [`Packed::new`]: never `None`).
     fn value_at(&self, pos: usize) -> Option<PackedValue<'_>> {
-        let mut r = Reader { data: &self.data, pos };
-        let r = &mut r;
-        Some(match r.byte().ok()? {
-            0 => PackedValue::Null,
-            1 => PackedValue::Bool(false),
-            2 => PackedValue::Bool(true),
-            3 => PackedValue::I64(i64::from_le_bytes(r.eight().ok()?)),
-            4 => PackedValue::U64(u64::from_le_bytes(r.eight().ok()?)),
-            5 => PackedValue::F64(f64::from_le_bytes(r.eight().ok()?)),
-            6 => {
-                let n = r.varint().ok()? as usize;
-                PackedValue::Str(std::str::from_utf8(r.take(n).ok()?).ok()?)
-            }
-            7 => {
-                let n = r.varint().ok()? as usize;
-                PackedValue::Json(std::str::from_utf8(r.take(n).ok()?).ok()?)
-            }
-            _ => return None,
-        })
+        read_value(&mut Reader { data: &self.data, pos }).ok()
     }
 
     /// The value of `key`, if present.
@@ -278,12 +270,7 @@ impl Packed {
         let body = &self.data[self.start..];
         let size: usize = more.iter().map(|(k, v)| k.len() + v.as_str().map_or(16, str::len) + 4).sum();
         let mut out = Vec::with_capacity(body.len() + size + 12);
-        out.push(INTERNAL_FORMAT);
-        out.push(match kind {
-            MessageKind::Report => 0,
-            MessageKind::Event => 1,
-        });
-        put_varint(&mut out, (self.len() + more.len()) as u64);
+        put_header(&mut out, kind, self.len() + more.len());
         out.extend_from_slice(body);
         encode_fields_into(&mut out, more);
         out

@@ -173,26 +173,14 @@ impl Message {
     fn view(&self) -> &Fields {
         match &self.packed {
             None => &self.fields,
-            Some(p) => self.unpacked.get_or_init(|| {
-                let mut all = p.to_fields(self.fields.len() + 4);
-                all.extend(self.fields.iter().map(|(k, v)| (k.clone(), v.clone())));
-                all
-            }),
+            Some(p) => self.unpacked.get_or_init(|| decoded(p, &self.fields)),
         }
     }
 
     /// Decodes the packed fields into `fields`, before a change the packed form cannot take.
     fn unpack(&mut self) {
         if let Some(p) = self.packed.take() {
-            let all = match self.unpacked.take() {
-                Some(all) => all,
-                None => {
-                    let mut all = p.to_fields(self.fields.len() + 4);
-                    all.extend(self.fields.drain(..));
-                    all
-                }
-            };
-            self.fields = all;
+            self.fields = self.unpacked.take().unwrap_or_else(|| decoded(&p, &self.fields));
         }
     }
 
@@ -662,6 +650,13 @@ impl Message {
         entries.sort_by(|a, b| a.0.cmp(b.0));
         wire::dumps_entries_unicode(&entries)
     }
+}
+
+/// The packed fields decoded, followed by the fields added after them.
+fn decoded(packed: &internal::Packed, added: &Fields) -> Fields {
+    let mut all = packed.to_fields(added.len() + 4);
+    all.extend(added.iter().map(|(k, v)| (k.clone(), v.clone())));
+    all
 }
 
 /// IntelMQ's `_IGNORED_VALUES` plus `None`: adding them stores nothing.
