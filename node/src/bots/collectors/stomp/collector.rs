@@ -439,13 +439,7 @@ mod tests {
         r.unwrap();
         assert!(reports.is_empty());
         broker.publish("line one  \n");
-        let start = Instant::now();
-        let reports = loop {
-            let (_, reports, _) = collect(&mut b, &mut state);
-            if !reports.is_empty() || start.elapsed() > Duration::from_secs(10) {
-                break reports;
-            }
-        };
+        let reports = collect_until_reports(&mut b, &mut state);
         assert_eq!(reports.iter().map(raw).collect::<Vec<_>>(), vec!["line one"]);
         assert_eq!(
             reports[0].get_str("feed.url"),
@@ -492,6 +486,17 @@ mod tests {
         assert_eq!(take(&mut b, &mut state, 1), vec!["second"]);
     }
 
+    /// Collects until a report comes (at most 10 s) and returns the reports of that run.
+    fn collect_until_reports(b: &mut StompCollectorBot, state: &mut MemoryState) -> Vec<crate::message::Message> {
+        let start = Instant::now();
+        loop {
+            let (_, reports, _) = collect(b, state);
+            if !reports.is_empty() || start.elapsed() > Duration::from_secs(10) {
+                return reports;
+            }
+        }
+    }
+
     #[test]
     fn a_redelivery_of_a_collected_message_whose_ack_was_lost_is_acked_not_collected_again() {
         let broker = TestBroker::start();
@@ -499,13 +504,7 @@ mod tests {
         let mut state = MemoryState::default();
         collect(&mut b, &mut state).0.unwrap();
         broker.publish("same body");
-        let start = Instant::now();
-        let reports = loop {
-            let (_, reports, _) = collect(&mut b, &mut state);
-            if !reports.is_empty() || start.elapsed() > Duration::from_secs(10) {
-                break reports;
-            }
-        };
+        let reports = collect_until_reports(&mut b, &mut state);
         assert_eq!(reports.iter().map(raw).collect::<Vec<_>>(), vec!["same body"]);
         // The reports are committed, but the connection goes before the ACK reaches the broker.
         broker.cut();
