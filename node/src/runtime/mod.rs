@@ -212,8 +212,16 @@ pub fn durability(sync: SyncMode, interval_ms: u64) -> Durability {
 /// Opens the node's store for a botnet, with an inbox for every configured queue.
 pub fn open_store(botnet: &Botnet) -> anyhow::Result<Arc<Store>> {
     let path = crate::bots::resolve_path(&botnet.root, &botnet.node.store.path);
-    let store =
-        Store::open(&path, durability(botnet.node.store.sync, botnet.node.store.sync_interval_ms), &botnet.queues())?;
+    // The state column families of the bots that run here are made in the same opening.
+    let local = &botnet.node.node_id;
+    let bots: Vec<String> = botnet
+        .bots
+        .iter()
+        .filter(|b| b.enabled && b.node.as_deref().is_none_or(|n| n == local))
+        .map(|b| b.id.clone())
+        .collect();
+    let sync = durability(botnet.node.store.sync, botnet.node.store.sync_interval_ms);
+    let store = Store::open_for(&path, sync, &botnet.queues(), &bots)?;
     Ok(Arc::new(store))
 }
 

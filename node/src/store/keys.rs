@@ -12,6 +12,13 @@ pub const FORMAT_VERSION: u64 = 1;
 /// `meta` key of the incarnation: a counter raised each time the store is opened.
 pub const META_INCARNATION: &[u8] = b"incarnation";
 
+/// `meta` key of the persisted head of inbox column family `cf`: every entry below it is consumed.
+pub fn head_key(cf: &str) -> Vec<u8> {
+    let mut k = b"head:".to_vec();
+    k.extend_from_slice(cf.as_bytes());
+    k
+}
+
 pub fn seq_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
 }
