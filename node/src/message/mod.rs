@@ -20,7 +20,7 @@ pub use datetime::TimeFormat;
 pub use harmonization::{FieldSpec, Harmonization, HarmonizationError, TypeName};
 pub use hash::FilterType;
 
-pub use internal::{INTERNAL_FORMAT, INTERNAL_JSON_FORMAT};
+pub use internal::{INTERNAL_FORMAT, INTERNAL_FORMAT_2, INTERNAL_JSON_FORMAT};
 
 /// The two message kinds IntelMQ puts on a pipeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -522,7 +522,7 @@ impl Message {
         default_kind: Option<MessageKind>,
     ) -> Result<Message, FieldError> {
         match data.first() {
-            Some(&INTERNAL_FORMAT) => {
+            Some(&INTERNAL_FORMAT | &INTERNAL_FORMAT_2) => {
                 let (kind, packed) = internal::Packed::new(data).map_err(|reason| FieldError::Decode { reason })?;
                 let mut msg = Message::from_fields(kind, harmonization, Fields::default());
                 msg.packed = Some(packed);
@@ -548,7 +548,7 @@ impl Message {
     /// The JSON text of a queued message: the wire form of an internal one, anything else as is.
     pub fn payload(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
         match data.first() {
-            Some(&INTERNAL_FORMAT) => match internal::decode(data) {
+            Some(&INTERNAL_FORMAT | &INTERNAL_FORMAT_2) => match internal::decode(data) {
                 Ok((kind, fields)) => std::borrow::Cow::Owned(wire_text(kind, &fields).into_bytes()),
                 Err(_) => std::borrow::Cow::Borrowed(data),
             },
