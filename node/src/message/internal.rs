@@ -512,7 +512,8 @@ impl Packed {
     /// The encoded form of these fields followed by `more` (whose keys are not among them).
     pub fn encode_with(&self, kind: MessageKind, more: &Fields) -> Vec<u8> {
         let tail = Tail::of(more);
-        let mut table = Vec::with_capacity(self.fields.len() * 4 + tail.table.len());
+        // At most 11 bytes an entry (a number: key, tag, 8 bytes; or an unknown key and a string).
+        let mut table = Vec::with_capacity(self.fields.len() * 11 + tail.table.len());
         for (k, v) in &self.fields {
             match k {
                 KeyAt::Known(id) => put_varint(&mut table, u64::from(*id) + 1),

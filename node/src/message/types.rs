@@ -962,9 +962,13 @@ pub struct SplitUrl {
 /// Python 3.11's `urlsplit`: `None` where it raises (unbalanced `[`/`]` in the netloc).
 pub fn urlsplit(url: &str) -> Option<SplitUrl> {
     let url = url.trim_start_matches(|c: char| c <= ' ');
-    let url: String = url.chars().filter(|c| !matches!(c, '\t' | '\r' | '\n')).collect();
+    let url: std::borrow::Cow<'_, str> = if url.contains(['\t', '\r', '\n']) {
+        url.chars().filter(|c| !matches!(c, '\t' | '\r' | '\n')).collect::<String>().into()
+    } else {
+        url.into()
+    };
     let mut out = SplitUrl::default();
-    let mut rest = url.as_str();
+    let mut rest: &str = &url;
     if let Some(i) = rest.find(':') {
         let candidate = &rest[..i];
         let first_ok = candidate.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
