@@ -177,6 +177,10 @@ pub fn float_repr(f: f64) -> String {
     if f == 0.0 {
         return if f.is_sign_negative() { "-0.0" } else { "0.0" }.to_string();
     }
+    // A whole number below 1e16 (`feed.accuracy`'s 100.0): its digits and `.0`, as below.
+    if f.fract() == 0.0 && f.abs() < 1e16 {
+        return format!("{}.0", f as i64);
+    }
     // Rust's `{:e}` gives the shortest round-trip digits: "1.2345e-5", "1e16".
     let sci = format!("{:e}", f.abs());
     let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
@@ -395,6 +399,8 @@ mod tests {
             (1.7976931348623157e308, "1.7976931348623157e+308"),
             (5e-324, "5e-324"),
             (123456789.0, "123456789.0"),
+            (-7.0, "-7.0"),
+            (9999999999999998.0, "9999999999999998.0"),
             (-0.0, "-0.0"),
             (0.0, "0.0"),
             (48.2082, "48.2082"),
