@@ -240,6 +240,11 @@ impl<'a> Reader<'a> {
     }
 
     fn varint(&mut self) -> Result<u64, String> {
+        // Most varints here (key numbers, lengths) are one byte.
+        if let Some(b) = self.data.get(self.pos).filter(|b| **b < 0x80) {
+            self.pos += 1;
+            return Ok(u64::from(*b));
+        }
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -378,10 +383,10 @@ impl Packed {
         let packed =
             if format == INTERNAL_FORMAT { Packed::read_3(&mut r, count)? } else { Packed::read_2(&mut r, count)? };
         for (_, v) in &packed.fields {
-            match packed.value(*v) {
-                PackedValue::F64(f) if !f.is_finite() => return Err("a float that is not finite".to_string()),
-                PackedValue::Json(text) => {
-                    serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| e.to_string())?;
+            match *v {
+                ValueAt::F64(f) if !f.is_finite() => return Err("a float that is not finite".to_string()),
+                ValueAt::Json(at, n) => {
+                    serde_json::from_str::<serde::de::IgnoredAny>(packed.stretch(at, n)).map_err(|e| e.to_string())?;
                 }
                 _ => {}
             }
