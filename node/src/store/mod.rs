@@ -229,13 +229,24 @@ struct QueueMeta {
     peak_len: AtomicU64,
     /// Entries below this have been range-deleted (inboxes; see [`RANGE_DELETE_EVERY`]).
     deleted_below: AtomicU64,
+    /// When the last range delete was written (unix milliseconds).
+    range_deleted_at: AtomicU64,
 }
 
-/// An inbox's consumed entries are range-deleted once this many more have been acknowledged (or
-/// when it drains after holding a [`BACKLOG`]).
+/// An inbox's consumed entries are range-deleted once this many more have been acknowledged,
+/// or [`RANGE_DELETE_AFTER`] after the last range delete, or when it drains after holding a
+/// [`BACKLOG`]. Consumed but still stored are thus at most 1023 entries or 100 ms of traffic
+/// (big reports, acknowledged one at a time, go at once), and a queue gets at most ten range
+/// tombstones a second.
 /// Few range tombstones keep reads cheap (each read merges the memtable's range tombstones);
 /// a short stretch keeps the consumed entries a flush still writes out few.
 pub const RANGE_DELETE_EVERY: u64 = 1024;
+/// See [`RANGE_DELETE_EVERY`].
+pub const RANGE_DELETE_AFTER: Duration = Duration::from_millis(100);
+
+fn now_millis() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
 
 /// An inbox is compacted below its head after this many acknowledgements ...
 pub const COMPACT_EVERY: u64 = 250_000;
@@ -278,6 +289,8 @@ pub struct Store {
     /// Inboxes to compact below a sequence number, for the compaction thread.
     compact_tx: Mutex<Option<Sender<Compaction>>>,
     compactor: Mutex<Option<JoinHandle<()>>>,
+    /// [`RANGE_DELETE_AFTER`] in milliseconds (tests change it).
+    range_delete_after_ms: u64,
 }
 
 /// Options of every column family. Queue entries live briefly: a message put and deleted within
@@ -363,6 +376,7 @@ impl Store {
             cache,
             compact_tx: Mutex::new(None),
             compactor: Mutex::new(None),
+            range_delete_after_ms: RANGE_DELETE_AFTER.as_millis() as u64,
         };
         store.check_format()?;
         store.incarnation = store.next_incarnation()?;
@@ -534,6 +548,7 @@ impl Store {
             acked_since_compaction: AtomicU64::new(0),
             peak_len: AtomicU64::new(len),
             deleted_below: AtomicU64::new(head),
+            range_deleted_at: AtomicU64::new(0),
         });
         self.queues.write().map_err(|_| poisoned())?.insert(name.to_string(), meta.clone());
         Ok(meta)
@@ -847,9 +862,12 @@ impl Store {
         // A drained backlog goes at once, so that its compaction leaves nothing behind.
         let drains_backlog =
             next_head >= queue.tail.load(Ordering::Acquire) && queue.peak_len.load(Ordering::Acquire) >= BACKLOG;
-        if next_head - deleted_below >= RANGE_DELETE_EVERY || (drains_backlog && next_head > deleted_below) {
+        let now = now_millis();
+        let due = now.saturating_sub(queue.range_deleted_at.load(Ordering::Acquire)) >= self.range_delete_after_ms;
+        if next_head - deleted_below >= RANGE_DELETE_EVERY || ((due || drains_backlog) && next_head > deleted_below) {
             batch.delete_range_cf(&handle, keys::seq_key(deleted_below), keys::seq_key(next_head));
             queue.deleted_below.store(next_head, Ordering::Release);
+            queue.range_deleted_at.store(now, Ordering::Release);
         }
         Ok(next_head)
     }
@@ -1066,7 +1084,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let total = 2 * RANGE_DELETE_EVERY + 10;
         {
-            let s = open(dir.path(), &["q"]);
+            let mut s = open(dir.path(), &["q"]);
+            // By count only here.
+            s.range_delete_after_ms = u64::MAX;
             let mut step = Step::new();
             for i in 0..total {
                 step.put("q", i.to_string().into_bytes());
@@ -1087,6 +1107,22 @@ mod tests {
         assert_eq!(stored_entries(&s, "q"), total - next, "the consumed rest goes at the restart");
         let got = s.read("q", 1).expect("read");
         assert_eq!((got[0].seq, bodies(&got)), (next, vec![next.to_string()]));
+    }
+
+    #[test]
+    fn acknowledged_entries_go_after_a_while_however_few() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = open(dir.path(), &["reports"]);
+        s.range_delete_after_ms = 0;
+        let mut step = Step::new();
+        for _ in 0..3 {
+            step.put("reports", vec![b'r'; 100_000]);
+        }
+        s.commit(step).expect("commit");
+        consume(&s, "reports", 1, 1);
+        assert_eq!(stored_entries(&s, "reports"), 2, "the one report acknowledged is gone");
+        consume(&s, "reports", 2, 1);
+        assert_eq!(stored_entries(&s, "reports"), 0);
     }
 
     #[test]
