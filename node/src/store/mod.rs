@@ -159,7 +159,8 @@ impl Step {
         self.puts.push((q, data));
     }
 
-    /// Acknowledges (deletes) message `seq` of `queue`.
+    /// Acknowledges message `seq` of `queue`: from the commit on, it is consumed (see
+    /// [`Store::commit`] for how it leaves the disk).
     pub fn ack(&mut self, queue: &str, seq: u64) {
         let q = name_index(&mut self.queues, queue);
         self.acks.push((q, seq));
@@ -721,7 +722,8 @@ impl Store {
     }
 
     /// Commits a step atomically. Returns once the write is in the WAL (and fsynced with
-    /// [`Durability::Always`]).
+    /// [`Durability::Always`]). Acknowledgements move the inbox's persisted head; the entries
+    /// below it are range-deleted now and then (see the module notes).
     pub fn commit(&self, step: Step) -> Result<(), StoreError> {
         if step.is_empty() {
             return Ok(());
