@@ -120,10 +120,10 @@ pub const KNOWN_KEYS: [&str; 82] = [
     "tlp",
 ];
 
-/// The number format 3 writes for a known key.
-fn known_id(key: &str) -> Option<u64> {
-    static IDS: LazyLock<rustc_hash::FxHashMap<&'static str, u64>> =
-        LazyLock::new(|| KNOWN_KEYS.iter().zip(1u64..).map(|(k, i)| (*k, i)).collect());
+/// The position of a known key in [`KNOWN_KEYS`].
+fn known_id(key: &str) -> Option<u8> {
+    static IDS: LazyLock<rustc_hash::FxHashMap<&'static str, u8>> =
+        LazyLock::new(|| KNOWN_KEYS.iter().zip(0u8..).map(|(k, i)| (*k, i)).collect());
     IDS.get(key).copied()
 }
 
@@ -137,12 +137,7 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 
 /// Encodes a message's kind and fields.
 pub fn encode(kind: MessageKind, fields: &Fields) -> Vec<u8> {
-    let more = Tail::of(fields);
-    let mut out = Vec::with_capacity(more.table.len() + more.text_len + 12);
-    put_header(&mut out, kind, fields.len(), more.text_len);
-    out.extend_from_slice(&more.table);
-    more.write_text(&mut out, fields);
-    out
+    Packed::default().encode_with(kind, fields)
 }
 
 /// The format byte, the kind, the number of fields and the length of the text.
@@ -156,55 +151,78 @@ fn put_header(out: &mut Vec<u8>, kind: MessageKind, count: usize, text_len: usiz
     put_varint(out, text_len as u64);
 }
 
-/// Decoded fields on their way into the encoded form: their table entries and the length of
-/// their text (arrays and objects serialised once, for both).
+/// One table entry of format 3: the key, the value's tag and its payload or length.
+fn put_entry(out: &mut Vec<u8>, key: KeyAt, value: ValueAt) {
+    match key {
+        KeyAt::Known(id) => put_varint(out, u64::from(id) + 1),
+        KeyAt::Text(_, n) => {
+            out.push(0);
+            put_varint(out, u64::from(n));
+        }
+    }
+    let (tag, eight, length) = match value {
+        ValueAt::Null => (0, None, None),
+        ValueAt::Bool(b) => (1 + u8::from(b), None, None),
+        ValueAt::I64(i) => (3, Some(i.to_le_bytes()), None),
+        ValueAt::U64(u) => (4, Some(u.to_le_bytes()), None),
+        ValueAt::F64(f) => (5, Some(f.to_le_bytes()), None),
+        ValueAt::Str(_, n) => (6, None, Some(n)),
+        ValueAt::Json(_, n) => (7, None, Some(n)),
+    };
+    out.push(tag);
+    if let Some(bytes) = eight {
+        out.extend_from_slice(&bytes);
+    }
+    if let Some(n) = length {
+        put_varint(out, u64::from(n));
+    }
+}
+
+/// Decoded fields on their way into the encoded form: their table entries (stretches counted
+/// from the start of their own text) and the length of that text (arrays and objects serialised
+/// once, for both).
 struct Tail {
-    table: Vec<u8>,
+    entries: Vec<(KeyAt, ValueAt)>,
     text_len: usize,
     json: Vec<String>,
 }
 
 impl Tail {
     fn of(fields: &Fields) -> Tail {
-        let mut t = Tail { table: Vec::with_capacity(fields.len() * 4 + 8), text_len: 0, json: Vec::new() };
+        let mut t = Tail { entries: Vec::with_capacity(fields.len()), text_len: 0, json: Vec::new() };
+        let stretch = |text_len: &mut usize, n: usize| {
+            let at = *text_len as u32;
+            *text_len += n;
+            (at, n as u32)
+        };
         for (k, v) in fields {
-            match known_id(k) {
-                Some(id) => put_varint(&mut t.table, id),
+            let key = match known_id(k) {
+                Some(id) => KeyAt::Known(id),
                 None => {
-                    t.table.push(0);
-                    put_varint(&mut t.table, k.len() as u64);
-                    t.text_len += k.len();
+                    let (at, n) = stretch(&mut t.text_len, k.len());
+                    KeyAt::Text(at, n)
                 }
-            }
-            match v {
-                Value::Null => t.table.push(0),
-                Value::Bool(false) => t.table.push(1),
-                Value::Bool(true) => t.table.push(2),
-                Value::Number(n) => {
-                    if let Some(i) = n.as_i64() {
-                        t.table.push(3);
-                        t.table.extend_from_slice(&i.to_le_bytes());
-                    } else if let Some(u) = n.as_u64() {
-                        t.table.push(4);
-                        t.table.extend_from_slice(&u.to_le_bytes());
-                    } else {
-                        t.table.push(5);
-                        t.table.extend_from_slice(&n.as_f64().unwrap_or(f64::NAN).to_le_bytes());
-                    }
-                }
+            };
+            let value = match v {
+                Value::Null => ValueAt::Null,
+                Value::Bool(b) => ValueAt::Bool(*b),
+                Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+                    (Some(i), _) => ValueAt::I64(i),
+                    (None, Some(u)) => ValueAt::U64(u),
+                    (None, None) => ValueAt::F64(n.as_f64().unwrap_or(f64::NAN)),
+                },
                 Value::String(s) => {
-                    t.table.push(6);
-                    put_varint(&mut t.table, s.len() as u64);
-                    t.text_len += s.len();
+                    let (at, n) = stretch(&mut t.text_len, s.len());
+                    ValueAt::Str(at, n)
                 }
                 Value::Array(_) | Value::Object(_) => {
                     let text = serde_json::to_string(v).unwrap_or_default();
-                    t.table.push(7);
-                    put_varint(&mut t.table, text.len() as u64);
-                    t.text_len += text.len();
+                    let (at, n) = stretch(&mut t.text_len, text.len());
                     t.json.push(text);
+                    ValueAt::Json(at, n)
                 }
-            }
+            };
+            t.entries.push((key, value));
         }
         t
     }
@@ -212,15 +230,13 @@ impl Tail {
     /// Appends the text of `fields` (the fields this tail was made of).
     fn write_text(&self, out: &mut Vec<u8>, fields: &Fields) {
         let mut json = self.json.iter();
-        for (k, v) in fields {
-            if known_id(k).is_none() {
+        for ((k, v), (key, value)) in fields.iter().zip(&self.entries) {
+            if let KeyAt::Text(..) = key {
                 out.extend_from_slice(k.as_bytes());
             }
-            match v {
-                Value::String(s) => out.extend_from_slice(s.as_bytes()),
-                Value::Array(_) | Value::Object(_) => {
-                    out.extend_from_slice(json.next().map_or(&b""[..], |s| s.as_bytes()));
-                }
+            match (v, value) {
+                (Value::String(s), _) => out.extend_from_slice(s.as_bytes()),
+                (_, ValueAt::Json(..)) => out.extend_from_slice(json.next().map_or(&b""[..], |s| s.as_bytes())),
                 _ => {}
             }
         }
@@ -327,7 +343,7 @@ enum ValueAt {
 /// The fields of a message in the internal form, kept encoded: reading a field or passing the
 /// message on needs no allocation per field. [`Packed::new`] checks the whole entry once (layout,
 /// UTF-8, finite floats, JSON of arrays and objects), so reading it later cannot fail.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Packed {
     /// Keys not known by number and string values, one after the other.
     text: Box<str>,
@@ -447,10 +463,10 @@ impl Packed {
         };
         for _ in 0..count {
             let (a, n) = append(r, &mut text)?;
-            let key = match text.get(a as usize..).and_then(|k| KNOWN_KEYS.iter().position(|known| *known == k)) {
+            let key = match text.get(a as usize..).and_then(known_id) {
                 Some(id) => {
                     text.truncate(a as usize);
-                    KeyAt::Known(id as u8)
+                    KeyAt::Known(id)
                 }
                 None => KeyAt::Text(a, n),
             };
@@ -517,47 +533,13 @@ impl Packed {
     /// The encoded form of these fields followed by `more` (whose keys are not among them).
     pub fn encode_with(&self, kind: MessageKind, more: &Fields) -> Vec<u8> {
         let tail = Tail::of(more);
-        // At most 11 bytes an entry (a number: key, tag, 8 bytes; or an unknown key and a string).
-        let mut table = Vec::with_capacity(self.fields.len() * 11 + tail.table.len());
-        for (k, v) in &self.fields {
-            match k {
-                KeyAt::Known(id) => put_varint(&mut table, u64::from(*id) + 1),
-                KeyAt::Text(_, n) => {
-                    table.push(0);
-                    put_varint(&mut table, u64::from(*n));
-                }
-            }
-            match v {
-                ValueAt::Null => table.push(0),
-                ValueAt::Bool(false) => table.push(1),
-                ValueAt::Bool(true) => table.push(2),
-                ValueAt::I64(i) => {
-                    table.push(3);
-                    table.extend_from_slice(&i.to_le_bytes());
-                }
-                ValueAt::U64(u) => {
-                    table.push(4);
-                    table.extend_from_slice(&u.to_le_bytes());
-                }
-                ValueAt::F64(f) => {
-                    table.push(5);
-                    table.extend_from_slice(&f.to_le_bytes());
-                }
-                ValueAt::Str(_, n) => {
-                    table.push(6);
-                    put_varint(&mut table, u64::from(*n));
-                }
-                ValueAt::Json(_, n) => {
-                    table.push(7);
-                    put_varint(&mut table, u64::from(*n));
-                }
-            }
-        }
-        table.extend_from_slice(&tail.table);
         let text_len = self.text.len() + tail.text_len;
-        let mut out = Vec::with_capacity(table.len() + text_len + 12);
+        // At most 11 bytes an entry (a number: key, tag, 8 bytes; or an unknown key and a string).
+        let mut out = Vec::with_capacity((self.len() + more.len()) * 11 + text_len + 12);
         put_header(&mut out, kind, self.len() + more.len(), text_len);
-        out.extend_from_slice(&table);
+        for (key, value) in self.fields.iter().chain(&tail.entries) {
+            put_entry(&mut out, *key, *value);
+        }
         out.extend_from_slice(self.text.as_bytes());
         tail.write_text(&mut out, more);
         out

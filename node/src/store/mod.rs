@@ -10,7 +10,7 @@
 //! * An inbox's acknowledgements move its persisted head (`head:<cf>` in `meta`, one small put per
 //!   step) instead of deleting each entry: a point delete is a second skiplist insert per message
 //!   (measured: 8% of a pipeline's instructions). Entries below the head are consumed whatever
-//!   is still stored; every [`RANGE_DELETE_EVERY`] acknowledgements one range delete removes them,
+//!   is still stored; now and then (see [`RANGE_DELETE_EVERY`]) one range delete removes them,
 //!   so a memtable holding both the entries and the range still drops them at flush.
 //! * Sequence numbers of a commit are assigned under one lock held until the write returns, so
 //!   entries become visible in sequence order and a consumer never skips a late writer.
@@ -238,9 +238,8 @@ struct QueueMeta {
 /// or [`RANGE_DELETE_AFTER`] after the last range delete, or when it drains after holding a
 /// [`BACKLOG`]. Consumed but still stored are thus at most 1023 entries or 100 ms of traffic
 /// (big reports, acknowledged one at a time, go at once), and a queue gets at most ten range
-/// tombstones a second.
-/// Few range tombstones keep reads cheap (each read merges the memtable's range tombstones);
-/// a short stretch keeps the consumed entries a flush still writes out few.
+/// tombstones a second: few range tombstones keep reads cheap (each read merges the memtable's
+/// range tombstones), short stretches keep the consumed entries a flush still writes out few.
 pub const RANGE_DELETE_EVERY: u64 = 1024;
 /// See [`RANGE_DELETE_EVERY`].
 pub const RANGE_DELETE_AFTER: Duration = Duration::from_millis(100);
